@@ -1,0 +1,30 @@
+# Two entry points on a fresh machine: `make run` and `make test`.
+# Both create .venv once (torch first, then the pinned project); later calls reuse it.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: install run test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: letting pip resolve it pulls a newer release with CUDA packages.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	test -d .dvc || $(BIN)/dvc init --no-scm --quiet
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	$(BIN)/rechub summary
+
+test: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf data/raw data/processed data/samples models metrics plots reports bundle

@@ -1,0 +1,78 @@
+"""Loading processed tables as tensors, and saving / loading trained models."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from components.errors import DataError
+from components.io import read_json, read_parquet
+from rechub_core.data.tables import TensorTable, arrow_to_tensors
+from rechub_core.features import Schema
+from rechub_core.models.registry import Family, build, entry
+
+
+def load_schema(directory: Path) -> Schema:
+    path = Path(directory) / "schema.json"
+    if not path.exists():
+        raise DataError(f"{path}: missing; run ingest first")
+    return Schema.from_json(path.read_text())
+
+
+def load_table(processed: Path, name: str, schema: Schema, columns: list[str] | None = None) -> TensorTable:
+    """``processed/<name>.parquet`` as tensors; list columns padded to the schema's lengths."""
+    table = read_parquet(Path(processed) / f"{name}.parquet", columns)
+    return arrow_to_tensors(table, schema.sequence_lengths())
+
+
+def id_indexed(table: TensorTable, id_column: str) -> TensorTable:
+    """Rows placed at their id (row 0 = the all-zero padding row), so ``take(ids)`` looks features up."""
+    ids = table[id_column]
+    n = int(ids.max()) + 1
+    columns = {}
+    for name, col in table.columns.items():
+        out = torch.zeros((n, *col.shape[1:]), dtype=col.dtype)
+        out[ids] = col
+        columns[name] = out
+    return TensorTable(columns)
+
+
+@contextmanager
+def seeded(seed: int):
+    """Seed torch's global RNG (weight init, dropout) inside a fork, restoring it after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def save_model(directory: Path, family: Family, model: nn.Module, config: Any, schema: Schema, **extra: Any) -> None:
+    """``model.pt`` (weights), ``model.json`` (family, config, extras) and ``schema.json`` into ``directory``."""
+    directory = Path(directory)
+    torch.save(model.state_dict(), directory / "model.pt")
+    (directory / "model.json").write_text(json.dumps({"family": family, "config": asdict(config), **extra}, indent=2))
+    (directory / "schema.json").write_text(schema.to_json())
+
+
+def load_model(directory: Path, **kwargs: Any) -> tuple[nn.Module, dict]:
+    """Rebuild a saved model from its registry entry and weights; returns (model in eval mode, model.json)."""
+    directory = Path(directory)
+    meta = read_json(directory / "model.json")
+    schema = load_schema(directory)
+    config = entry(meta["family"], meta["config"]["name"]).config(**meta["config"])
+    if meta["family"] == "multi_task":
+        kwargs.setdefault("num_tasks", len(meta["tasks"]))
+    model = build(meta["family"], config, schema, **kwargs)
+    model.load_state_dict(torch.load(directory / "model.pt", weights_only=True))
+    model.eval()
+    return model, meta
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    np.save(path, np.ascontiguousarray(array))

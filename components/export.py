@@ -1,0 +1,120 @@
+"""Export the serving bundle: ONNX models, the index, vocabularies and a manifest.
+
+Exports the recall model's user and item towers, the ranker and the
+multi-task model to ONNX; runs each in onnxruntime on held-out rows and
+compares with torch. The bundle is written whole or not at all; parity worse
+than ``tolerance`` fails the stage (after recording ``metrics``).
+
+``bundle/``: ``user_tower.onnx`` ``item_tower.onnx`` ``ranker.onnx``
+``mtl.onnx`` ``index.faiss`` ``item_ids.npy`` ``vocab/`` ``schema.json``
+``manifest.json`` (package versions, inputs and outputs of every model,
+metrics, a hash of the params behind every artefact).
+"""
+
+from __future__ import annotations
+
+import shutil
+from importlib.metadata import version
+from pathlib import Path
+
+import torch
+
+from components.artifacts import load_model, load_schema, load_table
+from components.errors import CheckFailed
+from components.io import atomic_dir, read_json, write_json
+from components.params import ExportParams, params_hash, section_dict
+from rechub_core.data.tables import Batch, TensorTable
+from rechub_core.export import export_onnx, parity
+from rechub_core.features import Schema
+
+PACKAGES = ("rechub", "torch", "onnx", "onnxruntime", "faiss-cpu", "numpy", "pyarrow", "duckdb")
+
+
+def _inputs(table: TensorTable, schema: Schema, groups: list[str], rows: int) -> Batch:
+    names = [f.name for f in schema.features(*groups)]
+    return {n: table[n][:rows] for n in names}
+
+
+def _signature(inputs: Batch, output: str, shape: list[str]) -> dict:
+    return {
+        "inputs": {n: {"dtype": str(t.dtype).removeprefix("torch."), "shape": ["batch", *t.shape[1:]]} for n, t in inputs.items()},
+        "output": {"name": output, "shape": shape},
+    }
+
+
+def run(
+    params: ExportParams,
+    *,
+    processed: Path,
+    recall_model: Path,
+    index_dir: Path,
+    ranker_model: Path,
+    mtl_model: Path,
+    index_metrics: Path,
+    recall_metrics: Path,
+    ranking_metrics: Path,
+    mtl_metrics: Path,
+    bundle: Path,
+    metrics: Path,
+) -> dict[str, float]:
+    schema = load_schema(processed)
+    rows = params.parity_rows
+    ranking_test = load_table(processed, "ranking_test", schema)
+    users = load_table(processed, "recall_test", schema)
+    items = load_table(processed, "items", schema)
+    recall, recall_meta = load_model(recall_model)
+    ranker, ranker_meta = load_model(ranker_model)
+    mtl, mtl_meta = load_model(mtl_model)
+    tasks = mtl_meta["tasks"]
+    graphs = [  # file, owner, function, inputs, output name, output shape
+        ("user_tower.onnx", recall, recall.user_embedding, _inputs(users, schema, ["user"], rows), "user_embedding", ["batch", "dim"]),
+        ("item_tower.onnx", recall, recall.item_embedding, _inputs(items, schema, ["item"], rows), "item_embedding", ["batch", "dim"]),
+        ("ranker.onnx", ranker, ranker, _inputs(ranking_test, schema, ranker_meta["config"]["groups"], rows), "logit", ["batch"]),
+        ("mtl.onnx", mtl, mtl, _inputs(ranking_test, schema, mtl_meta["config"]["groups"], rows), "logits", ["batch", len(tasks)]),
+    ]
+    diffs: dict[str, float] = {}
+    signatures: dict[str, dict] = {}
+    with atomic_dir(bundle) as out:
+        for filename, owner, fn, inputs, output, shape in graphs:
+            export_onnx(owner, fn, inputs, out / filename, output_name=output, opset=params.opset)
+            diffs[filename] = parity(out / filename, fn, inputs)
+            signatures[filename] = _signature(inputs, output, shape)
+        figures = {"max_abs_diff": max(diffs.values())}
+        write_json(metrics, figures)
+        if figures["max_abs_diff"] > params.tolerance:
+            worst = max(diffs, key=diffs.get)
+            raise CheckFailed(
+                f"onnxruntime differs from torch by {diffs[worst]:.3g} in {worst} (tolerance {params.tolerance:g}); "
+                "bundle not written"
+            )
+        shutil.copy(index_dir / "index.faiss", out / "index.faiss")
+        shutil.copy(index_dir / "item_ids.npy", out / "item_ids.npy")
+        shutil.copytree(processed / "vocab", out / "vocab")
+        shutil.copy(processed / "schema.json", out / "schema.json")
+        sections = {
+            "ingest": read_json(processed / "meta.json")["params"],
+            "train_recall": read_json(recall_model / "params.json"),
+            "build_index": read_json(index_dir / "params.json"),
+            "train_ranker": read_json(ranker_model / "params.json"),
+            "train_mtl": read_json(mtl_model / "params.json"),
+            "export": section_dict(params),
+        }
+        write_json(
+            out / "manifest.json",
+            {
+                "versions": {p: version(p) for p in PACKAGES},
+                "models": {**signatures, "mtl.onnx": {**signatures["mtl.onnx"], "tasks": tasks}},
+                "index": {"file": "index.faiss", "ids": "item_ids.npy", "kind": sections["build_index"]["kind"]},
+                "metrics": {
+                    "index": read_json(index_metrics),
+                    "recall": read_json(recall_metrics),
+                    "ranking": read_json(ranking_metrics),
+                    "mtl": read_json(mtl_metrics),
+                    "export": figures,
+                    "parity_by_model": diffs,
+                },
+                "params": sections,
+                "params_hash": params_hash(sections),
+            },
+        )
+    return figures

@@ -1,0 +1,41 @@
+"""Shared by train_ranker and train_mtl: build a registered model and fit it point-wise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from components.artifacts import load_schema, load_table, seeded
+from rechub_core.data.tables import TensorTable
+from rechub_core.features import Schema
+from rechub_core.models.registry import Family, build
+from rechub_core.training.trainer import TrainConfig, fit_pointwise
+
+
+def ranking_tables(processed: Path) -> tuple[Schema, TensorTable, TensorTable]:
+    schema = load_schema(processed)
+    return schema, load_table(processed, "ranking_train", schema), load_table(processed, "ranking_valid", schema)
+
+
+def fit_registered(
+    family: Family,
+    config: Any,
+    schema: Schema,
+    train: TensorTable,
+    valid: TensorTable,
+    labels: list[str],
+    train_config: TrainConfig,
+    *,
+    seed: int,
+    desc: str,
+    **build_kwargs: Any,
+) -> tuple[nn.Module, list[dict]]:
+    """Build the model a config names and train it, early-stopping on ``valid``; seeded end to end."""
+    generator = torch.Generator().manual_seed(seed)
+    with seeded(seed):
+        model = build(family, config, schema, **build_kwargs)
+        history = fit_pointwise(model, train, labels, train_config, generator=generator, valid=valid, desc=desc)
+    return model, history

@@ -1,0 +1,199 @@
+"""Typed models of ``params.yaml``.
+
+Unknown, missing or mistyped keys fail at load time with the key's path,
+e.g. ``params.yaml: train_ranker.train.epochz: unknown key``. Each component
+receives only its own section. Model hyper-parameters are the config
+dataclasses of ``rechub_core``; a family's configs form a union discriminated
+by ``name``, so choosing a model is choosing its config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from components.errors import RechubError
+from rechub_core.data.synthetic import SyntheticConfig
+from rechub_core.models.registry import REGISTRY
+from rechub_core.training.trainer import TrainConfig
+
+_FORBID = ConfigDict(extra="forbid")
+# the library's config dataclasses are plain dataclasses; make pydantic reject unknown keys in them too
+for _cls in [SyntheticConfig, TrainConfig, *(e.config for fam in REGISTRY.values() for e in fam.values())]:
+    _cls.__pydantic_config__ = _FORBID
+
+
+def _model_union(family: str) -> Any:
+    configs = tuple(e.config for e in REGISTRY[family].values())
+    if len(configs) == 1:
+        return configs[0]
+    return Annotated[Union[configs], Field(discriminator="name")]  # noqa: UP007
+
+
+MatchingModel = _model_union("matching")
+RankingModel = _model_union("ranking")
+MultiTaskModel = _model_union("multi_task")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RankingSplit(Section):
+    valid_fraction: float = Field(gt=0, lt=0.5)
+    test_fraction: float = Field(gt=0, lt=0.5)
+
+
+class IngestParams(Section):
+    source: Literal["synthetic", "files"]
+    raw_dir: str
+    synthetic: SyntheticConfig
+    history_len: int = Field(ge=1, le=1000)
+    ranking_split: RankingSplit
+
+
+class NegativeSampleParams(Section):
+    seed: int
+    distribution: Literal["uniform", "popularity"]
+    num_negatives: int = Field(ge=1)
+    popularity_power: float = Field(ge=0)
+
+
+class TrainRecallParams(Section):
+    seed: int
+    model: MatchingModel
+    train: TrainConfig
+    loss: Literal["in_batch", "mixed"]
+    temperature: float = Field(gt=0)
+    logq_correction: bool
+
+
+class BuildIndexParams(Section):
+    kind: Literal["flat", "hnsw", "ivf"]
+    hnsw_m: int = Field(ge=4)
+    ef_construction: int = Field(ge=8)
+    ef_search: int = Field(ge=8)
+    ivf_nlist: int = Field(ge=1)
+    ivf_nprobe: int = Field(ge=1)
+    recall_k: int = Field(ge=1)
+
+
+class TrainRankerParams(Section):
+    seed: int
+    model: RankingModel
+    train: TrainConfig
+    baseline_train: TrainConfig  # the logistic-regression baseline, trained to convergence on its own settings
+
+
+class TrainMTLParams(Section):
+    seed: int
+    model: MultiTaskModel
+    tasks: list[Literal["click", "conversion"]] = Field(min_length=1)
+    train: TrainConfig
+
+
+class EvaluateParams(Section):
+    top_k: int = Field(ge=1)
+
+
+class ExportParams(Section):
+    parity_rows: int = Field(ge=1)
+    tolerance: float = Field(gt=0)
+    opset: int = Field(ge=13)
+
+
+class Params(Section):
+    ingest: IngestParams
+    negative_sample: NegativeSampleParams
+    train_recall: TrainRecallParams
+    build_index: BuildIndexParams
+    train_ranker: TrainRankerParams
+    train_mtl: TrainMTLParams
+    evaluate: EvaluateParams
+    export: ExportParams
+
+
+class ParamsError(RechubError):
+    """A params file that does not match the typed models; the message names each bad key."""
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "unexpected_keyword_argument": "unknown key",
+    "missing": "missing key",
+    "missing_argument": "missing key",
+}
+# sections held by library dataclasses, whose defaults must not hide a missing key
+_DATACLASS_SECTIONS = {
+    ("ingest", "synthetic"): lambda raw: SyntheticConfig,
+    ("train_recall", "train"): lambda raw: TrainConfig,
+    ("train_ranker", "train"): lambda raw: TrainConfig,
+    ("train_ranker", "baseline_train"): lambda raw: TrainConfig,
+    ("train_mtl", "train"): lambda raw: TrainConfig,
+    ("train_recall", "model"): lambda raw: REGISTRY["matching"].get(raw.get("name")),
+    ("train_ranker", "model"): lambda raw: REGISTRY["ranking"].get(raw.get("name")),
+    ("train_mtl", "model"): lambda raw: REGISTRY["multi_task"].get(raw.get("name")),
+}
+
+
+def _missing_dataclass_keys(raw: Any) -> list[str]:
+    """Keys of dataclass-held sections that the file leaves out."""
+    missing = []
+    for (section, key), pick in _DATACLASS_SECTIONS.items():
+        value = raw.get(section, {}).get(key) if isinstance(raw, dict) and isinstance(raw.get(section), dict) else None
+        if not isinstance(value, dict):
+            continue
+        cls = pick(value)
+        cls = getattr(cls, "config", cls)  # registry entries carry their config class
+        if cls is None:
+            continue
+        missing += [f"{section}.{key}.{f.name}: missing key" for f in fields(cls) if f.name not in value]
+    return missing
+
+
+def _describe(error: dict) -> str:
+    loc = ".".join(str(p) for p in error["loc"] if not (isinstance(p, str) and p[0].isupper()))
+    msg = _MESSAGES.get(error["type"], error["msg"])
+    if error["type"] not in _MESSAGES and "input" in error:
+        msg += f" (got {error['input']!r})"
+    return f"{loc or '<root>'}: {msg}"
+
+
+def parse(raw: Any, source: str = "params") -> Params:
+    lines = [f"{source}: {m}" for m in _missing_dataclass_keys(raw)]
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        lines += [f"{source}: {_describe(e)}" for e in exc.errors()]
+    if lines:
+        raise ParamsError("\n".join(lines))
+    return params
+
+
+def load(path: str | Path) -> Params:
+    """Read and validate a params file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such params file") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    return parse(raw, str(path))
+
+
+def section_dict(section: BaseModel | Any) -> dict:
+    """A JSON-ready dict of a section (or config dataclass)."""
+    return TypeAdapter(type(section)).dump_python(section, mode="json")
+
+
+def params_hash(sections: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of the given sections."""
+    text = json.dumps(sections, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

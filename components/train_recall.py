@@ -1,0 +1,71 @@
+"""Train the recall (matching) model and embed the item corpus and the test users.
+
+Writes into ``model_dir``: the model (``model.pt``, ``model.json``,
+``schema.json``), ``item_embeddings.npy`` with ``item_ids.npy`` (row → item
+id, every real item), ``user_embeddings.npy`` for the rows of
+``recall_test.parquet`` (in order), and ``params.json``; per-epoch figures go
+to ``plot``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.artifacts import id_indexed, load_schema, load_table, save_array, save_model, seeded
+from components.io import atomic_dir, read_parquet, write_json
+from components.params import TrainRecallParams, section_dict
+from rechub_core.data.tables import TensorTable, arrow_to_tensors
+from rechub_core.models.registry import build
+from rechub_core.training.trainer import fit_two_tower, predict
+
+
+def run(params: TrainRecallParams, *, processed: Path, samples: Path, model_dir: Path, plot: Path) -> dict:
+    schema = load_schema(processed)
+    train = load_table(processed, "recall_train", schema)
+    items = id_indexed(load_table(processed, "items", schema), "item_id")
+    negatives_col = None
+    negative_logq = item_logq = None
+    logq = read_parquet(samples / "logq.parquet")
+    batch = params.train.batch_size
+    if params.logq_correction:
+        # expected count of an item among a batch's positives: B * q
+        item_logq = torch.from_numpy(logq.column("train_logq").to_numpy()) + math.log(batch)
+    if params.loss == "mixed":
+        negs = read_parquet(samples / "negatives.parquet")
+        if negs.num_rows != len(train):
+            raise ValueError(f"{samples / 'negatives.parquet'}: {negs.num_rows} rows, recall_train has {len(train)}")
+        num_neg = len(negs.column("neg_items")[0])
+        train.columns["neg_items"] = arrow_to_tensors(negs, {"neg_items": num_neg})["neg_items"]
+        negatives_col = "neg_items"
+        if params.logq_correction:
+            negative_logq = torch.from_numpy(logq.column("sampler_logq").to_numpy()) + math.log(num_neg)
+
+    generator = torch.Generator().manual_seed(params.seed)
+    with seeded(params.seed):
+        model = build("matching", params.model, schema)
+        history = fit_two_tower(
+            model,
+            train,
+            items,
+            params.train,
+            generator=generator,
+            temperature=params.temperature,
+            item_logq=item_logq,
+            negatives=negatives_col,
+            negative_logq=negative_logq,
+            desc="train_recall",
+        )
+    corpus = TensorTable({k: v[1:] for k, v in items.columns.items()})  # every real item, id 1..N-1
+    test = load_table(processed, "recall_test", schema)
+    with atomic_dir(model_dir) as out:
+        save_model(out, "matching", model, params.model, schema)
+        save_array(out / "item_embeddings.npy", predict(model.item_embedding, corpus).astype(np.float32))
+        save_array(out / "item_ids.npy", corpus["item_id"].numpy())
+        save_array(out / "user_embeddings.npy", predict(model.user_embedding, test).astype(np.float32))
+        write_json(out / "params.json", section_dict(params))
+    write_json(plot, history)
+    return {"history": history}

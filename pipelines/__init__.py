@@ -1,0 +1,1 @@
+"""Which steps run, in which order, on which paths: one definition for dvc.yaml and the DAGs."""

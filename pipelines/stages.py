@@ -1,0 +1,143 @@
+"""The retraining pipeline as data: stages, their params, inputs and outputs.
+
+This module is the single definition that ``dvc.yaml`` (rendered by
+``python -m pipelines.render``) and the Airflow DAG are built from. It imports
+nothing heavy, so a DAG file can import it at parse time.
+
+Paths are relative to the project root. A stage's ``deps``/``outs`` map the
+keyword its component's ``run()`` takes to a path; a stage depends on every
+stage that produces one of its dep paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PROCESSED = "data/processed"
+VALIDATION_REPORT = "reports/validation.json"
+SAMPLES = "data/samples"
+RECALL_MODEL = "models/recall"
+INDEX = "models/index"
+RANKER_MODEL = "models/ranker"
+MTL_MODEL = "models/mtl"
+BUNDLE = "bundle"
+TRAINING_CODE = ("rechub_core/models", "rechub_core/layers", "rechub_core/training", "rechub_core/data/tables.py")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    params: tuple[str, ...]  # params.yaml sections the component receives
+    deps: dict[str, str] = field(default_factory=dict)  # run() keyword -> path made upstream
+    outs: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)
+    plots: dict[str, str] = field(default_factory=dict)
+    code: tuple[str, ...] = ()  # library code beyond components/<name>.py
+
+    @property
+    def component(self) -> str:
+        return f"components.{self.name}"
+
+    @property
+    def produces(self) -> set[str]:
+        return {*self.outs.values(), *self.metrics.values(), *self.plots.values()}
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "ingest",
+        params=("ingest",),
+        outs={"processed": PROCESSED},
+        code=("rechub_core/data/synthetic.py", "rechub_core/features.py"),
+    ),
+    Stage(
+        "validate",
+        params=(),
+        deps={"processed": PROCESSED},
+        metrics={"report": VALIDATION_REPORT},
+        code=("rechub_core/features.py",),
+    ),
+    Stage(
+        "negative_sample",
+        params=("negative_sample",),
+        deps={"processed": PROCESSED, "report": VALIDATION_REPORT},
+        outs={"samples": SAMPLES},
+        code=("rechub_core/data/sampling.py",),
+    ),
+    Stage(
+        "train_recall",
+        params=("train_recall",),
+        deps={"processed": PROCESSED, "samples": SAMPLES},
+        outs={"model_dir": RECALL_MODEL},
+        plots={"plot": "plots/train_recall.json"},
+        code=TRAINING_CODE,
+    ),
+    Stage(
+        "build_index",
+        params=("build_index",),
+        deps={"recall_model": RECALL_MODEL},
+        outs={"index_dir": INDEX},
+        metrics={"metrics": "metrics/index.json"},
+        code=("rechub_core/index.py",),
+    ),
+    Stage(
+        "train_ranker",
+        params=("train_ranker",),
+        deps={"processed": PROCESSED, "report": VALIDATION_REPORT},
+        outs={"model_dir": RANKER_MODEL},
+        plots={"plot": "plots/train_ranker.json"},
+        code=TRAINING_CODE,
+    ),
+    Stage(
+        "train_mtl",
+        params=("train_mtl",),
+        deps={"processed": PROCESSED, "report": VALIDATION_REPORT},
+        outs={"model_dir": MTL_MODEL},
+        plots={"plot": "plots/train_mtl.json"},
+        code=TRAINING_CODE,
+    ),
+    Stage(
+        "evaluate",
+        params=("evaluate",),
+        deps={
+            "processed": PROCESSED,
+            "recall_model": RECALL_MODEL,
+            "index_dir": INDEX,
+            "ranker_model": RANKER_MODEL,
+            "mtl_model": MTL_MODEL,
+        },
+        metrics={"recall": "metrics/recall.json", "ranking": "metrics/ranking.json", "mtl": "metrics/mtl.json"},
+        code=("rechub_core/metrics.py", "rechub_core/index.py"),
+    ),
+    Stage(
+        "export",
+        params=("export",),
+        deps={
+            "processed": PROCESSED,
+            "recall_model": RECALL_MODEL,
+            "index_dir": INDEX,
+            "ranker_model": RANKER_MODEL,
+            "mtl_model": MTL_MODEL,
+            "index_metrics": "metrics/index.json",
+            "recall_metrics": "metrics/recall.json",
+            "ranking_metrics": "metrics/ranking.json",
+            "mtl_metrics": "metrics/mtl.json",
+        },
+        outs={"bundle": BUNDLE},
+        metrics={"metrics": "metrics/export.json"},
+        code=("rechub_core/export.py",),
+    ),
+)
+
+BY_NAME = {s.name: s for s in STAGES}
+
+
+def upstream(stage: Stage) -> list[str]:
+    """Names of the stages that produce one of ``stage``'s deps, in pipeline order."""
+    needed = set(stage.deps.values())
+    return [s.name for s in STAGES if s.name != stage.name and s.produces & needed]
+
+
+def edges() -> set[tuple[str, str]]:
+    """(upstream, downstream) pairs of the stage graph."""
+    return {(u, s.name) for s in STAGES for u in upstream(s)}

@@ -1,0 +1,1 @@
+"""Columnar data: tensor tables, batching, negative samplers, synthetic data."""

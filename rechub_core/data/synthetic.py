@@ -1,0 +1,210 @@
+"""Deterministic synthetic recommender data with planted structure.
+
+Writes nothing: returns the four raw tables a production system would
+export (users, items, a time-ordered interaction log, an impression log with
+click and conversion labels). What is planted, so model quality means
+something:
+
+- items belong to clusters (their category) and have Zipf popularity;
+- a user's interest is a sparse mixture of clusters that drifts linearly from
+  a start mixture to an end mixture over the user's lifetime;
+- next-item transitions: with ``transition_prob`` the next item is the
+  previous item's fixed successor (drawn from the same or the next cluster),
+  so order carries signal beyond the bag of items;
+- clicks follow a logit with the user×cluster affinity at impression time,
+  gender×category and age×price crosses, item popularity, and a bonus when
+  the item's cluster matches the user's most recent interaction;
+- conversions happen only after a click, with their own logit: shared
+  affinity, but price-averse and driven by a region×category cross.
+
+Every loop runs over time steps (vectorised across users), never over users
+or rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+EPOCH = 1_700_000_000  # seconds; the log starts here
+DAY = 86_400
+REGIONS = 10
+AGE_EDGES = np.array([25, 35, 45, 55])  # age buckets planted in the click model
+
+
+@dataclass
+class SyntheticConfig:
+    seed: int = 7
+    n_users: int = 6000
+    n_items: int = 3500
+    n_clusters: int = 24
+    min_events: int = 20
+    max_events: int = 120
+    impressions_per_user: int = 60
+    zipf_exponent: float = 1.0
+    transition_prob: float = 0.4
+    interest_concentration: float = 0.15
+    drift: float = 0.5
+
+    def __post_init__(self):
+        if self.n_users < 2 or self.n_items < 2 or self.n_clusters < 1:
+            raise ValueError("need at least 2 users, 2 items and 1 cluster")
+        if not 2 <= self.min_events <= self.max_events:
+            raise ValueError("need 2 <= min_events <= max_events (leave-last-out needs a history)")
+        if not 0 <= self.transition_prob <= 1 or not 0 <= self.drift <= 1:
+            raise ValueError("transition_prob and drift are probabilities in [0, 1]")
+        if self.impressions_per_user < 1 or self.interest_concentration <= 0:
+            raise ValueError("impressions_per_user must be >= 1 and interest_concentration > 0")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class _ClusterSampler:
+    """Draw items of given clusters by popularity, vectorised over draws."""
+
+    def __init__(self, cluster: np.ndarray, weight: np.ndarray, n_clusters: int):
+        order = np.lexsort((-weight, cluster))
+        self.items = order
+        w = weight[order]
+        c = cluster[order]
+        totals = np.bincount(c, weights=w, minlength=n_clusters)
+        within = np.cumsum(w) - np.r_[0, np.cumsum(totals)][c]  # cumulative weight inside the cluster
+        # cluster k occupies (k, k+1] on one axis; empty clusters never get drawn
+        self.cdf = c + within / totals[c]
+
+    def draw(self, clusters: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        u = clusters + rng.uniform(1e-9, 1.0, size=clusters.shape)
+        return self.items[np.minimum(np.searchsorted(self.cdf, u), len(self.items) - 1)]
+
+
+def _draw_clusters(mixture: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One cluster per row of a ``(U, K)`` mixture."""
+    cum = np.cumsum(mixture, axis=1)
+    u = rng.uniform(size=(mixture.shape[0], 1)) * cum[:, -1:]
+    return np.minimum((cum < u).sum(axis=1), mixture.shape[1] - 1)
+
+
+def generate(config: SyntheticConfig) -> dict[str, pa.Table]:
+    """Return ``{"users", "items", "interactions", "impressions"}`` as Arrow tables."""
+    rng = np.random.default_rng(config.seed)
+    U, N, K = config.n_users, config.n_items, config.n_clusters
+
+    # items: cluster, Zipf popularity, price by cluster, a brand, external ids
+    cluster = np.sort(rng.integers(K, size=N))
+    cluster[:K] = np.arange(K) if N >= K else cluster[:K]
+    popularity = (rng.permutation(N) + 1.0) ** -config.zipf_exponent
+    price = np.exp(rng.normal(3.0, 0.7, size=K)[cluster] + rng.normal(0, 0.5, size=N))
+    price_bucket = np.searchsorted(np.quantile(price, [0.2, 0.4, 0.6, 0.8]), price)
+    brand = rng.integers(40, size=N)
+    item_ext = rng.choice(10 * N, size=N, replace=False) + 100_000
+    sampler = _ClusterSampler(cluster, popularity, K)
+    next_cluster = np.where(rng.uniform(size=N) < 0.5, cluster, (cluster + 1) % K)
+    successor = sampler.draw(next_cluster, rng)
+
+    # users: drifting sparse interest mixtures; side features tied to them
+    start = rng.dirichlet(np.full(K, config.interest_concentration), size=U)
+    end = (1 - config.drift) * start + config.drift * rng.dirichlet(np.full(K, config.interest_concentration), size=U)
+    gender = rng.integers(2, size=U)
+    age = rng.integers(18, 66, size=U)
+    age_bucket = np.searchsorted(AGE_EDGES, age)
+    region = np.where(rng.uniform(size=U) < 0.6, start.argmax(axis=1) % REGIONS, rng.integers(REGIONS, size=U))
+    user_ext = rng.choice(20 * U, size=U, replace=False) + 1_000
+
+    # interactions: step through positions, all users at once
+    length = rng.integers(config.min_events, config.max_events + 1, size=U)
+    steps = int(length.max())
+    items = np.zeros((U, steps), dtype=np.int64)
+    for s in range(steps):
+        frac = (s / length)[:, None]
+        mixture = (1 - frac) * start + frac * end  # (U, K)
+        fresh = sampler.draw(_draw_clusters(mixture, rng), rng)
+        if s == 0:
+            items[:, s] = fresh
+        else:
+            follow = rng.uniform(size=U) < config.transition_prob
+            items[:, s] = np.where(follow, successor[items[:, s - 1]], fresh)
+    gaps = rng.exponential(DAY / 2, size=(U, steps)).astype(np.int64) + 60
+    first = rng.integers(0, 60 * DAY, size=U)
+    times = EPOCH + first[:, None] + np.cumsum(gaps, axis=1)  # (U, steps)
+    active = np.arange(steps)[None, :] < length[:, None]
+    u_idx = np.broadcast_to(np.arange(U)[:, None], (U, steps))[active]
+    i_idx, t_idx = items[active], times[active]
+    # a user consumes an item once: keep its first occurrence
+    _, first_seen = np.unique(u_idx * N + i_idx, return_index=True)
+    keep = np.sort(first_seen)
+    u_idx, i_idx, t_idx = u_idx[keep], i_idx[keep], t_idx[keep]
+
+    # impressions: spread over each user's active span, half on-interest
+    M = config.impressions_per_user
+    span_start, span_end = times[:, 0], times[np.arange(U), length - 1]
+    imp_t = span_start[:, None] + (rng.uniform(size=(U, M)) * (span_end - span_start)[:, None]).astype(np.int64)
+    frac = (imp_t - span_start[:, None]) / np.maximum(span_end - span_start, 1)[:, None]  # (U, M)
+    mixture = (1 - frac[..., None]) * start[:, None, :] + frac[..., None] * end[:, None, :]  # (U, M, K)
+    on_interest = sampler.draw(_draw_clusters(mixture.reshape(U * M, K), rng), rng).reshape(U, M)
+    popular = rng.choice(N, size=(U, M), p=popularity / popularity.sum())
+    imp_item = np.where(rng.uniform(size=(U, M)) < 0.5, on_interest, popular)
+    affinity = np.take_along_axis(mixture, cluster[imp_item][..., None], axis=2)[..., 0] * K  # (U, M); 1 = average
+    # the cluster of the user's latest interaction before each impression
+    order = np.lexsort((t_idx, u_idx))
+    key_log = u_idx[order] * (1 << 40) + (t_idx[order] - EPOCH)
+    key_imp = np.arange(U)[:, None] * (1 << 40) + (imp_t - EPOCH)
+    prev = np.searchsorted(key_log, key_imp, side="left") - 1
+    has_prev = (prev >= 0) & (u_idx[order][np.maximum(prev, 0)] == np.arange(U)[:, None])
+    recent_match = has_prev & (cluster[i_idx[order][np.maximum(prev, 0)]] == cluster[imp_item])
+
+    gender_x_cat = rng.normal(0, 0.8, size=(2, K))
+    age_x_price = rng.normal(0, 0.8, size=(len(AGE_EDGES) + 1, 5))
+    region_x_cat = rng.normal(0, 1.0, size=(REGIONS, K))
+    log_pop = np.log(popularity / popularity.mean())
+    log_pop = (log_pop - log_pop.mean()) / log_pop.std()
+    g, a, r = gender[:, None], age_bucket[:, None], region[:, None]
+    c, pb = cluster[imp_item], price_bucket[imp_item]
+    click_logit = (
+        -3.0
+        + 0.9 * np.log(affinity + 0.05)
+        + gender_x_cat[g, c]
+        + age_x_price[a, pb]
+        + 0.3 * log_pop[imp_item]
+        + 0.8 * recent_match
+    )
+    click = rng.uniform(size=(U, M)) < _sigmoid(click_logit)
+    price_z = (np.log(price) - np.log(price).mean()) / np.log(price).std()
+    conv_logit = -1.8 + 0.5 * np.log(affinity + 0.05) - 0.8 * price_z[imp_item] + region_x_cat[r, c]
+    conversion = click & (rng.uniform(size=(U, M)) < _sigmoid(conv_logit))
+
+    imp_order = np.argsort(imp_t.ravel(), kind="stable")
+    log_order = np.argsort(t_idx, kind="stable")
+    return {
+        "users": pa.table(
+            {
+                "user_id": user_ext,
+                "gender": np.array(["F", "M"])[gender],
+                "age": age,
+                "region": np.char.add("r", region.astype(str)),
+            }
+        ),
+        "items": pa.table(
+            {
+                "item_id": item_ext,
+                "category": np.char.add("cat", cluster.astype(str)),
+                "brand": np.char.add("b", brand.astype(str)),
+                "price": np.round(price, 2),
+            }
+        ),
+        "interactions": pa.table(
+            {"user_id": user_ext[u_idx[log_order]], "item_id": item_ext[i_idx[log_order]], "ts": t_idx[log_order]}
+        ),
+        "impressions": pa.table(
+            {
+                "user_id": np.repeat(user_ext, M)[imp_order],
+                "item_id": item_ext[imp_item.ravel()][imp_order],
+                "ts": imp_t.ravel()[imp_order],
+                "click": click.ravel()[imp_order].astype(np.int8),
+                "conversion": conversion.ravel()[imp_order].astype(np.int8),
+            }
+        ),
+    }

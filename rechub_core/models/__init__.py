@@ -1,0 +1,1 @@
+"""Models by family; see ``rechub_core.models.registry``."""

@@ -1,0 +1,1 @@
+"""matching models, one per file."""

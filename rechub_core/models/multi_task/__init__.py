@@ -1,0 +1,1 @@
+"""multi-task models, one per file."""

@@ -1,0 +1,1 @@
+"""ranking models, one per file."""

@@ -1,0 +1,1 @@
+"""Trainers and losses; models never hold an optimizer."""

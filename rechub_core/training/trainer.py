@@ -1,0 +1,178 @@
+"""Trainers: the loop, the optimizer, the loss and early stopping live here.
+
+``fit_pointwise`` trains anything that maps a batch to logits ``(B,)`` or
+``(B, T)`` with BCE-with-logits; ``fit_two_tower`` trains a matching model's
+two towers with (mixed) in-batch sampled softmax. Both feed models from
+``TensorTable`` index slices and report per-epoch figures.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from rechub_core.data.tables import Batch, TensorTable
+from rechub_core.metrics import auc
+from rechub_core.training.losses import sampled_softmax
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    early_stopping_patience: int = 1
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be positive")
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _labels(batch: Batch, label_names: Sequence[str]) -> torch.Tensor:
+    return torch.stack([batch[n].float() for n in label_names], dim=1)  # (B, T)
+
+
+@torch.no_grad()
+def predict(fn: Callable[[Batch], torch.Tensor], table: TensorTable, batch_size: int = 8192) -> np.ndarray:
+    """Concatenated outputs of ``fn`` (a model in eval mode, or one of its towers) over ``table``."""
+    return torch.cat([fn(b) for b in table.batches(batch_size)]).numpy()
+
+
+def _evaluate(model: nn.Module, table: TensorTable, label_names: Sequence[str], batch_size: int) -> dict[str, float]:
+    model.eval()
+    logits = predict(model, table, batch_size).reshape(len(table), -1)  # (N, T)
+    labels = np.stack([table[n].numpy() for n in label_names], axis=1).astype(np.float32)
+    loss = F.binary_cross_entropy_with_logits(torch.from_numpy(logits), torch.from_numpy(labels)).item()
+    out = {"valid_logloss": loss}
+    for t, name in enumerate(label_names):
+        if 0 < labels[:, t].sum() < len(labels):
+            out[f"valid_{name}_auc"] = auc(labels[:, t], logits[:, t])
+    return out
+
+
+def fit_pointwise(
+    model: nn.Module,
+    train: TensorTable,
+    label_names: Sequence[str],
+    config: TrainConfig,
+    *,
+    generator: torch.Generator,
+    valid: TensorTable | None = None,
+    desc: str = "train",
+) -> list[dict[str, float]]:
+    """Train logits ``(B,)`` / ``(B, T)`` against ``label_names`` with BCE-with-logits.
+
+    With ``valid``, keeps the weights of the epoch with the lowest validation
+    logloss and stops after ``early_stopping_patience`` epochs without gain.
+    Returns one dict of figures per epoch.
+    """
+    optimizer = _optimizer(model, config)
+    history: list[dict[str, float]] = []
+    best_loss, best_state, stale = math.inf, None, 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        total, count = 0.0, 0
+        bar = tqdm(
+            train.batches(config.batch_size, shuffle=True, generator=generator),
+            total=train.num_batches(config.batch_size),
+            desc=f"{desc} epoch {epoch}/{config.epochs}",
+            leave=False,
+            disable=None,
+        )
+        for batch in bar:
+            logits = model(batch).reshape(len(batch[label_names[0]]), -1)  # (B, T)
+            loss = F.binary_cross_entropy_with_logits(logits, _labels(batch, label_names))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * logits.shape[0]
+            count += logits.shape[0]
+        record = {"epoch": epoch, "train_logloss": total / count}
+        if valid is not None:
+            record.update(_evaluate(model, valid, label_names, config.batch_size * 4))
+            if record["valid_logloss"] < best_loss:
+                best_loss, best_state, stale = record["valid_logloss"], copy.deepcopy(model.state_dict()), 0
+            else:
+                stale += 1
+        history.append(record)
+        if valid is not None and stale >= config.early_stopping_patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+def fit_two_tower(
+    model: nn.Module,
+    train: TensorTable,
+    items: TensorTable,
+    config: TrainConfig,
+    *,
+    generator: torch.Generator,
+    temperature: float,
+    item_logq: torch.Tensor | None = None,
+    negatives: str | None = None,
+    negative_logq: torch.Tensor | None = None,
+    desc: str = "train",
+) -> list[dict[str, float]]:
+    """Train ``user_embedding`` / ``item_embedding`` with in-batch sampled softmax.
+
+    ``train`` rows hold user features and the positive ``item_id``; ``items``
+    holds every item's features, row = item id. ``item_logq[i]`` is the log of
+    item i's expected count in a batch (log-Q correction of in-batch
+    negatives). ``negatives`` names a ``(B, N)`` column of sampled negatives
+    mixed into the softmax, corrected by ``negative_logq``.
+    """
+    optimizer = _optimizer(model, config)
+    history: list[dict[str, float]] = []
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        total, count = 0.0, 0
+        bar = tqdm(
+            train.batches(config.batch_size, shuffle=True, generator=generator, drop_last=len(train) > config.batch_size),
+            total=train.num_batches(config.batch_size, drop_last=len(train) > config.batch_size),
+            desc=f"{desc} epoch {epoch}/{config.epochs}",
+            leave=False,
+            disable=None,
+        )
+        for batch in bar:
+            pos_ids = batch["item_id"]  # (B,)
+            user = model.user_embedding(batch)  # (B, D)
+            neg_ids = batch[negatives] if negatives is not None else pos_ids[:0]  # (B, N)
+            # each distinct item goes through the item tower once per batch
+            unique, inverse = torch.unique(torch.cat([pos_ids, neg_ids.reshape(-1)]), return_inverse=True)
+            item_vectors = model.item_embedding(items.take(unique))[inverse]  # (B + B*N, D)
+            pos = item_vectors[: len(pos_ids)]  # (B, D)
+            kwargs = {}
+            if item_logq is not None:
+                kwargs["pos_logq"] = item_logq[pos_ids]
+            if negatives is not None:
+                kwargs["neg"] = item_vectors[len(pos_ids) :].reshape(*neg_ids.shape, -1)  # (B, N, D)
+                kwargs["neg_ids"] = neg_ids
+                if negative_logq is not None:
+                    kwargs["neg_logq"] = negative_logq[neg_ids]
+            loss = sampled_softmax(user, pos, pos_ids, temperature=temperature, **kwargs)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(pos_ids)
+            count += len(pos_ids)
+        history.append({"epoch": epoch, "train_loss": total / count})
+    model.eval()
+    return history

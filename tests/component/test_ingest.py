@@ -1,0 +1,179 @@
+"""Ingest on tiny generated data: what it writes, and how it fails on bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from components.errors import DataError
+from pipelines.cli import main
+from pipelines.runner import run_stage
+from rechub_core.features import Schema
+from tests.conftest import tiny_params_dict
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ingest")
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
+    run_stage("ingest", root=root)
+    return root
+
+
+def files_params(root: Path, raw: Path) -> Path:
+    params = tiny_params_dict(ingest={"source": "files", "raw_dir": str(raw)})
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.fixture
+def raw_copy(ingested: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A project root reading a private copy of the generated raw files."""
+    raw = tmp_path / "raw"
+    shutil.copytree(ingested / "data" / "raw", raw)
+    files_params(tmp_path, raw)
+    return tmp_path, raw
+
+
+def read(root: Path, name: str):
+    return pq.read_table(root / "data" / "processed" / f"{name}.parquet").to_pandas()
+
+
+def test_writes_every_table_schema_and_vocabularies(ingested):
+    processed = ingested / "data" / "processed"
+    for name in ["users", "items", "recall_train", "recall_test", "ranking_train", "ranking_valid", "ranking_test"]:
+        assert (processed / f"{name}.parquet").exists(), name
+    schema = Schema.from_json((processed / "schema.json").read_text())
+    items = pq.read_table(processed / "vocab" / "item_id.parquet").to_pandas()
+    assert items["id"].tolist() == list(range(1, len(items) + 1))  # contiguous, 0 reserved
+    assert schema.feature("item_id").vocab_size == len(items) + 1
+    assert not list(processed.parent.glob(".*tmp"))  # no temp leftovers
+
+
+def test_leave_last_out_per_user(ingested):
+    train, test = read(ingested, "recall_train"), read(ingested, "recall_test")
+    assert test["user_id"].is_unique
+    last_train = train.groupby("user_id")["ts"].max()
+    assert (test.set_index("user_id")["ts"] >= last_train.loc[test["user_id"]].values).all()
+    # the test history is the user's last training items, most recent last
+    row = test.iloc[0]
+    user_train = train[train["user_id"] == row["user_id"]].sort_values("ts")
+    assert list(row["hist"]) == user_train["item_id"].tolist()[-len(row["hist"]) :]
+
+
+def test_history_is_strictly_before_each_example(ingested):
+    train = read(ingested, "recall_train").sort_values(["user_id", "ts"])
+    first = train.groupby("user_id").head(1)
+    assert all(len(h) == 0 for h in first["hist"])
+    assert all(len(h) <= 10 for h in train["hist"])
+
+
+def test_ranking_split_is_time_ordered(ingested):
+    tr, va, te = (read(ingested, f"ranking_{s}") for s in ("train", "valid", "test"))
+    assert tr["ts"].max() <= va["ts"].min() and va["ts"].max() <= te["ts"].min()
+    assert set(np.unique(tr["click"])) <= {0, 1}
+
+
+def test_same_params_same_outputs(ingested, tmp_path):
+    shutil.copy(ingested / "params.yaml", tmp_path / "params.yaml")
+    run_stage("ingest", root=tmp_path)
+    for name in ["recall_train", "ranking_test", "items"]:
+        assert read(tmp_path, name).equals(read(ingested, name))
+
+
+def edit_csv(path: Path, line: int, column: int, value: str) -> None:
+    """Set one field (0-based column) on a 1-based line of a CSV file."""
+    lines = path.read_text().splitlines()
+    fields = lines[line - 1].split(",")
+    fields[column] = value
+    lines[line - 1] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _fails(root: Path, match: str, capsys) -> None:
+    processed = root / "data" / "processed"
+    before = sorted(p.name for p in processed.iterdir()) if processed.exists() else None
+    assert main(["ingest", "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert match in err, err
+    assert len(err.strip().splitlines()) <= 2
+    after = sorted(p.name for p in processed.iterdir()) if processed.exists() else None
+    assert after == before  # nothing half-written
+    assert not [p for p in (root / "data").glob(".*") if p.name.endswith(".tmp")]
+
+
+def test_missing_raw_file(raw_copy, capsys):
+    root, raw = raw_copy
+    (raw / "items.csv").unlink()
+    _fails(root, "items.csv: missing raw file", capsys)
+
+
+def test_missing_column(raw_copy, capsys):
+    root, raw = raw_copy
+    path = raw / "impressions.csv"
+    lines = path.read_text().splitlines()
+    lines[0] = lines[0].replace("click", "clicked")
+    path.write_text("\n".join(lines) + "\n")
+    _fails(root, "impressions.csv: missing column(s) ['click']", capsys)
+
+
+def test_non_numeric_id_names_file_column_and_line(raw_copy, capsys):
+    root, raw = raw_copy
+    edit_csv(raw / "interactions.csv", 4, 1, "abc")
+    _fails(root, "interactions.csv: column 'item_id' line 4: 'abc' is not a valid bigint", capsys)
+
+
+def test_non_numeric_label(raw_copy, capsys):
+    root, raw = raw_copy
+    edit_csv(raw / "impressions.csv", 3, 3, "yes")
+    _fails(root, "impressions.csv: column 'click' line 3: 'yes' is not a valid integer", capsys)
+
+
+def test_empty_table(raw_copy, capsys):
+    root, raw = raw_copy
+    path = raw / "users.csv"
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+    _fails(root, "users.csv: no rows", capsys)
+
+
+def test_unknown_item_in_log(raw_copy, capsys):
+    root, raw = raw_copy
+    edit_csv(raw / "interactions.csv", 2, 1, "999999999")
+    _fails(root, "line 2: 999999999 is not in the items file", capsys)
+
+
+def test_failed_ingest_keeps_previous_outputs(ingested, raw_copy, capsys):
+    root, raw = raw_copy
+    run_stage("ingest", root=root)
+    good = read(root, "recall_train")
+    (raw / "users.csv").write_text("user_id,gender,age,region\n")
+    _fails(root, "no rows", capsys)
+    assert read(root, "recall_train").equals(good)
+
+
+def test_synthetic_refuses_to_overwrite_foreign_raw_dir(tmp_path, capsys):
+    raw = tmp_path / "mine"
+    raw.mkdir()
+    (raw / "precious.csv").write_text("keep me\n")
+    params = tiny_params_dict(ingest={"raw_dir": str(raw)})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["ingest", "--root", str(tmp_path)]) == 1
+    assert "did not generate" in capsys.readouterr().err
+    assert (raw / "precious.csv").read_text() == "keep me\n"
+
+
+def test_parquet_raw_files_are_read_too(raw_copy):
+    import pyarrow.csv as pacsv
+
+    root, raw = raw_copy
+    table = pacsv.read_csv(raw / "users.csv")
+    pq.write_table(table, raw / "users.parquet")
+    (raw / "users.csv").unlink()
+    run_stage("ingest", root=root)
+    assert len(read(root, "users")) == table.num_rows

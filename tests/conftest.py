@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny params derived from the real params.yaml."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+TINY = {
+    "ingest": {
+        "synthetic": {
+            "n_users": 300,
+            "n_items": 200,
+            "n_clusters": 6,
+            "min_events": 6,
+            "max_events": 30,
+            "impressions_per_user": 20,
+        },
+        "history_len": 10,
+    },
+    "negative_sample": {"num_negatives": 4},
+    "train_recall": {
+        "model": {"embed_dim": 8, "tower_dims": [16, 8]},
+        "train": {"epochs": 1, "batch_size": 256},
+    },
+    "build_index": {"hnsw_m": 8, "ef_construction": 32, "ef_search": 32, "ivf_nlist": 8, "ivf_nprobe": 4},
+    "train_ranker": {"model": {"embed_dim": 4, "mlp_dims": [16]}, "train": {"epochs": 1, "batch_size": 512}},
+    "train_mtl": {
+        "model": {"embed_dim": 4, "expert_dims": [16], "tower_dims": [8], "num_experts": 2},
+        "train": {"epochs": 1, "batch_size": 512},
+    },
+    "export": {"parity_rows": 64},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merge(base[key], value) if isinstance(value, dict) else value
+    return out
+
+
+def tiny_params_dict(**overrides) -> dict:
+    """The repository's params.yaml with tiny sizes (and ``overrides``) merged in."""
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    return merge(merge(base, TINY), overrides)
+
+
+@pytest.fixture
+def tiny_params_file(tmp_path: Path) -> Path:
+    """A tiny params.yaml in ``tmp_path`` (the project root of a test run)."""
+    path = tmp_path / "params.yaml"
+    params = tiny_params_dict()
+    params["ingest"]["raw_dir"] = "data/raw"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
