@@ -12,7 +12,7 @@ from components.artifacts import load_schema, load_table, seeded
 from rechub_core.data.tables import TensorTable
 from rechub_core.features import Schema
 from rechub_core.models.registry import Family, build
-from rechub_core.training.trainer import TrainConfig, fit_pointwise
+from rechub_core.training.trainer import EarlyStopping, TrainConfig, fit_pointwise
 
 
 def ranking_tables(processed: Path) -> tuple[Schema, TensorTable, TensorTable]:
@@ -28,6 +28,7 @@ def fit_registered(
     valid: TensorTable,
     labels: list[str],
     train_config: TrainConfig,
+    early_stopping: EarlyStopping,
     *,
     seed: int,
     desc: str,
@@ -37,5 +38,7 @@ def fit_registered(
     generator = torch.Generator().manual_seed(seed)
     with seeded(seed):
         model = build(family, config, schema, **build_kwargs)
-        history = fit_pointwise(model, train, labels, train_config, generator=generator, valid=valid, desc=desc)
+        history = fit_pointwise(
+            model, train, labels, train_config, generator=generator, valid=valid, early_stopping=early_stopping, desc=desc
+        )
     return model, history

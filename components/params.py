@@ -21,11 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from components.errors import RechubError
 from rechub_core.data.synthetic import SyntheticConfig
 from rechub_core.models.registry import REGISTRY
-from rechub_core.training.trainer import TrainConfig
+from rechub_core.training.trainer import EarlyStopping, TrainConfig
 
 _FORBID = ConfigDict(extra="forbid")
 # the library's config dataclasses are plain dataclasses; make pydantic reject unknown keys in them too
-for _cls in [SyntheticConfig, TrainConfig, *(e.config for fam in REGISTRY.values() for e in fam.values())]:
+for _cls in [SyntheticConfig, TrainConfig, EarlyStopping, *(e.config for fam in REGISTRY.values() for e in fam.values())]:
     _cls.__pydantic_config__ = _FORBID
 
 
@@ -88,6 +88,7 @@ class TrainRankerParams(Section):
     seed: int
     model: RankingModel
     train: TrainConfig
+    early_stopping: EarlyStopping
     baseline_train: TrainConfig  # the logistic-regression baseline, trained to convergence on its own settings
 
 
@@ -96,6 +97,7 @@ class TrainMTLParams(Section):
     model: MultiTaskModel
     tasks: list[Literal["click", "conversion"]] = Field(min_length=1)
     train: TrainConfig
+    early_stopping: EarlyStopping
 
 
 class EvaluateParams(Section):
@@ -135,6 +137,8 @@ _DATACLASS_SECTIONS = {
     ("train_recall", "train"): lambda raw: TrainConfig,
     ("train_ranker", "train"): lambda raw: TrainConfig,
     ("train_ranker", "baseline_train"): lambda raw: TrainConfig,
+    ("train_ranker", "early_stopping"): lambda raw: EarlyStopping,
+    ("train_mtl", "early_stopping"): lambda raw: EarlyStopping,
     ("train_mtl", "train"): lambda raw: TrainConfig,
     ("train_recall", "model"): lambda raw: REGISTRY["matching"].get(raw.get("name")),
     ("train_ranker", "model"): lambda raw: REGISTRY["ranking"].get(raw.get("name")),

@@ -21,6 +21,7 @@ def run(params: TrainMTLParams, *, processed: Path, report: Path, model_dir: Pat
         valid,
         tasks,
         params.train,
+        params.early_stopping,
         seed=params.seed,
         desc="train_mtl",
         num_tasks=len(tasks),

@@ -22,7 +22,16 @@ LABEL = "click"
 def run(params: TrainRankerParams, *, processed: Path, report: Path, model_dir: Path, plot: Path) -> dict:
     schema, train, valid = ranking_tables(processed)
     model, history = fit_registered(
-        "ranking", params.model, schema, train, valid, [LABEL], params.train, seed=params.seed, desc="train_ranker"
+        "ranking",
+        params.model,
+        schema,
+        train,
+        valid,
+        [LABEL],
+        params.train,
+        params.early_stopping,
+        seed=params.seed,
+        desc="train_ranker",
     )
     baseline_config = LogisticRegressionConfig(groups=list(params.model.groups))
     baseline, baseline_history = fit_registered(
@@ -33,6 +42,7 @@ def run(params: TrainRankerParams, *, processed: Path, report: Path, model_dir: 
         valid,
         [LABEL],
         params.baseline_train,
+        params.early_stopping,
         seed=params.seed,
         desc="train_ranker baseline",
     )

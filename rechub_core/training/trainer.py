@@ -12,6 +12,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -30,13 +31,24 @@ class TrainConfig:
     batch_size: int = 1024
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
-    early_stopping_patience: int = 1
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.learning_rate <= 0:
             raise ValueError("learning_rate must be positive")
+
+
+@dataclass
+class EarlyStopping:
+    """Keep the best epoch on the validation set; stop after ``patience`` epochs without gain."""
+
+    patience: int = 1
+    monitor: Literal["auc", "logloss"] = "auc"  # mean AUC over tasks, or logloss
+
+    def __post_init__(self):
+        if self.patience < 1:
+            raise ValueError("patience must be at least 1")
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -62,6 +74,8 @@ def _evaluate(model: nn.Module, table: TensorTable, label_names: Sequence[str], 
     for t, name in enumerate(label_names):
         if 0 < labels[:, t].sum() < len(labels):
             out[f"valid_{name}_auc"] = auc(labels[:, t], logits[:, t])
+    aucs = [out[f"valid_{n}_auc"] for n in label_names if f"valid_{n}_auc" in out]
+    out["valid_auc"] = float(np.mean(aucs)) if aucs else float("nan")
     return out
 
 
@@ -73,17 +87,20 @@ def fit_pointwise(
     *,
     generator: torch.Generator,
     valid: TensorTable | None = None,
+    early_stopping: EarlyStopping | None = None,
     desc: str = "train",
 ) -> list[dict[str, float]]:
     """Train logits ``(B,)`` / ``(B, T)`` against ``label_names`` with BCE-with-logits.
 
-    With ``valid``, keeps the weights of the epoch with the lowest validation
-    logloss and stops after ``early_stopping_patience`` epochs without gain.
+    With ``valid``, keeps the weights of the epoch with the best validation
+    figure (``early_stopping.monitor``: mean AUC over tasks, or logloss) and
+    stops after ``early_stopping.patience`` epochs without gain.
     Returns one dict of figures per epoch.
     """
     optimizer = _optimizer(model, config)
+    stopping = early_stopping or EarlyStopping()
     history: list[dict[str, float]] = []
-    best_loss, best_state, stale = math.inf, None, 0
+    best_score, best_state, stale = -math.inf, None, 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         total, count = 0.0, 0
@@ -105,12 +122,13 @@ def fit_pointwise(
         record = {"epoch": epoch, "train_logloss": total / count}
         if valid is not None:
             record.update(_evaluate(model, valid, label_names, config.batch_size * 4))
-            if record["valid_logloss"] < best_loss:
-                best_loss, best_state, stale = record["valid_logloss"], copy.deepcopy(model.state_dict()), 0
+            score = record["valid_auc"] if stopping.monitor == "auc" else -record["valid_logloss"]
+            if score > best_score:
+                best_score, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
             else:
                 stale += 1
         history.append(record)
-        if valid is not None and stale >= config.early_stopping_patience:
+        if valid is not None and stale >= stopping.patience:
             break
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -1,0 +1,79 @@
+"""params.yaml validation: unknown, missing and mistyped keys fail with the key's path."""
+
+import json
+
+import pytest
+import yaml
+
+from components.params import Params, ParamsError, load, parse
+from pipelines.cli import main
+from rechub_core.models.registry import names
+from tests.conftest import ROOT
+
+
+def raw() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_repository_params_load():
+    params = load(ROOT / "params.yaml")
+    assert isinstance(params, Params)
+    assert params.train_ranker.model.name == "deepfm"
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda p: p["train_ranker"]["train"].update(epochz=3), "train_ranker.train.epochz: unknown key"),
+        (lambda p: p["ingest"].update(sourse="files"), "ingest.sourse: unknown key"),
+        (lambda p: p["train_recall"]["model"].update(depth=3), "train_recall.model.depth: unknown key"),
+        (lambda p: p.update(extra_section={}), "extra_section: unknown key"),
+        (lambda p: p["evaluate"].pop("top_k"), "evaluate.top_k: missing key"),
+        (lambda p: p["train_ranker"]["model"].pop("dropout"), "train_ranker.model.dropout: missing key"),
+        (lambda p: p["ingest"]["synthetic"].pop("seed"), "ingest.synthetic.seed: missing key"),
+        (lambda p: p.pop("export"), "export: missing key"),
+        (lambda p: p["train_mtl"]["train"].update(epochs="many"), "train_mtl.train.epochs: Input should be a valid integer"),
+        (lambda p: p["train_ranker"]["model"].update(mlp_dims="big"), "train_ranker.model.mlp_dims: Input should be a valid list"),
+        (lambda p: p["ingest"].update(source="kafka"), "ingest.source: Input should be 'synthetic' or 'files'"),
+        (lambda p: p["train_recall"]["model"].update(name="nope"), "train_recall.model.name"),
+        (lambda p: p["negative_sample"].update(num_negatives=0), "negative_sample.num_negatives"),
+        (lambda p: p["train_mtl"].update(tasks=["clicks"]), "train_mtl.tasks.0"),
+    ],
+)
+def test_bad_params_name_the_key(edit, message):
+    p = raw()
+    edit(p)
+    with pytest.raises(ParamsError) as err:
+        parse(p, "params.yaml")
+    assert f"params.yaml: {message}" in str(err.value)
+
+
+def test_invalid_config_values_are_rejected_by_the_library_configs():
+    p = raw()
+    p["ingest"]["synthetic"]["min_events"] = 1
+    with pytest.raises(ParamsError, match="min_events"):
+        parse(p)
+
+
+def test_cli_reports_bad_params_and_exits_nonzero(tmp_path, capsys):
+    p = raw()
+    p["train_ranker"]["train"]["epochz"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    assert main(["train_ranker", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rechub train_ranker: error: ")
+    assert err.endswith("params.yaml: train_ranker.train.epochz: unknown key")
+    assert len(err.splitlines()) == 1
+
+
+def test_missing_params_file(tmp_path, capsys):
+    assert main(["evaluate", "--root", str(tmp_path)]) == 1
+    assert "no such params file" in capsys.readouterr().err
+
+
+def test_models_json_lists_the_registry(capsys):
+    assert main(["models", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing == names()
+    assert set(listing) == {"matching", "ranking", "multi_task"}
+    assert "dssm" in listing["matching"] and "deepfm" in listing["ranking"] and "mmoe" in listing["multi_task"]
