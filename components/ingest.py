@@ -59,6 +59,11 @@ RAW_TABLES = (
 CATEGORICAL = {"users": ("gender", "region"), "items": ("category", "brand")}
 
 
+def _quote(path: Path) -> str:
+    """A path as an SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def write_synthetic(params: IngestParams, raw_dir: Path) -> None:
     """Generate the built-in data into ``raw_dir`` as CSV, refusing to overwrite foreign files."""
     if raw_dir.exists() and any(raw_dir.iterdir()) and not (raw_dir / SYNTHETIC_MARKER).exists():
@@ -89,10 +94,10 @@ def load_raw(con: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawTable) -> N
     """
     path = _raw_path(raw_dir, spec.name)
     if path.suffix == ".csv":
-        source = f"read_csv('{path}', header = true, all_varchar = true)"
+        source = f"read_csv({_quote(path)}, header = true, all_varchar = true)"
         first_line = 2  # the header is line 1
     else:
-        source = f"read_parquet('{path}')"
+        source = f"read_parquet({_quote(path)})"
         first_line = 1
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE src_{spec.name} AS SELECT * FROM {source}")
@@ -237,11 +242,12 @@ def build_schema(con: duckdb.DuckDBPyConnection, history_len: int) -> Schema:
     return Schema({"user": user, "item": item}, labels=("click", "conversion"))
 
 
-def run(params: IngestParams, *, processed: Path) -> dict[str, int]:
-    """Ingest raw files into ``processed``; returns row counts by table."""
-    raw_dir = Path(params.raw_dir)
-    if not raw_dir.is_absolute():
-        raw_dir = processed.parent.parent / raw_dir  # relative to the project root
+def run(params: IngestParams, *, processed: Path, root: Path = Path(".")) -> dict[str, int]:
+    """Ingest raw files into ``processed``; returns row counts by table.
+
+    A relative ``params.raw_dir`` is taken relative to the project ``root``.
+    """
+    raw_dir = Path(root) / params.raw_dir
     if params.source == "synthetic":
         write_synthetic(params, raw_dir)
     elif not raw_dir.is_dir():
@@ -255,15 +261,17 @@ def run(params: IngestParams, *, processed: Path) -> dict[str, int]:
     with atomic_dir(processed) as out:
         (out / "vocab").mkdir()
         for col in ("user_id", "item_id", *CATEGORICAL["users"], *CATEGORICAL["items"]):
-            con.execute(f"COPY (SELECT * FROM vocab_{col} ORDER BY id) TO '{out / 'vocab' / col}.parquet' (FORMAT parquet)")
+            target = _quote(out / "vocab" / f"{col}.parquet")
+            con.execute(f"COPY (SELECT * FROM vocab_{col} ORDER BY id) TO {target} (FORMAT parquet)")
         tables = {"users": "users", "items": "items", "recall_train": "recall_train", "recall_test": "recall_test"}
         for split in ("train", "valid", "test"):
             tables[f"ranking_{split}"] = (
                 f"(SELECT * EXCLUDE (split, line) FROM ranking WHERE split = '{split}' ORDER BY ts, line)"
             )
         for name, query in tables.items():
-            con.execute(f"COPY {query} TO '{out / name}.parquet' (FORMAT parquet)")
-            counts[name] = con.execute(f"SELECT count(*) FROM '{out / name}.parquet'").fetchone()[0]
+            target = _quote(out / f"{name}.parquet")
+            con.execute(f"COPY {query} TO {target} (FORMAT parquet)")
+            counts[name] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
         empty = [name for name, n in counts.items() if n == 0]
         if empty:
             raise DataError(f"{raw_dir}: too little data: ingest produced empty table(s) {empty}")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from components.artifacts import id_indexed, load_schema, load_table, save_array, save_model, seeded
+from components.errors import DataError
 from components.io import atomic_dir, read_parquet, write_json
 from components.params import TrainRecallParams, section_dict
 from rechub_core.data.tables import TensorTable, arrow_to_tensors
@@ -37,7 +38,10 @@ def run(params: TrainRecallParams, *, processed: Path, samples: Path, model_dir:
     if params.loss == "mixed":
         negs = read_parquet(samples / "negatives.parquet")
         if negs.num_rows != len(train):
-            raise ValueError(f"{samples / 'negatives.parquet'}: {negs.num_rows} rows, recall_train has {len(train)}")
+            raise DataError(
+                f"{samples / 'negatives.parquet'}: {negs.num_rows} rows but recall_train has {len(train)}; "
+                "rerun negative_sample"
+            )
         num_neg = len(negs.column("neg_items")[0])
         train.columns["neg_items"] = arrow_to_tensors(negs, {"neg_items": num_neg})["neg_items"]
         negatives_col = "neg_items"

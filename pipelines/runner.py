@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -21,4 +22,6 @@ def run_stage(name: str, *, params_path: str | Path = "params.yaml", root: str |
     sections = [getattr(params, s) for s in stage.params]
     paths = {k: root / p for k, p in {**stage.deps, **stage.outs, **stage.metrics, **stage.plots}.items()}
     component = importlib.import_module(stage.component)
+    if "root" in inspect.signature(component.run).parameters:  # a component resolving user paths (ingest.raw_dir)
+        paths["root"] = root
     return component.run(*sections, **paths)
