@@ -45,11 +45,21 @@ def id_indexed(table: TensorTable, id_column: str) -> TensorTable:
 
 
 @contextmanager
-def seeded(seed: int):
-    """Seed torch's global RNG (weight init, dropout) inside a fork, restoring it after."""
+def reproducible(seed: int):
+    """Seed torch's global RNG (weight init, dropout) inside a fork, with deterministic kernels.
+
+    Multi-threaded CPU backward passes (embedding gradients) otherwise sum in
+    a varying order, so two runs with the same seed drift apart by ~1e-7 per
+    step. Both the RNG and the determinism flag are restored on exit.
+    """
+    previous = torch.are_deterministic_algorithms_enabled()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        yield
+        torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(previous)
 
 
 def save_model(directory: Path, family: Family, model: nn.Module, config: Any, schema: Schema, **extra: Any) -> None:

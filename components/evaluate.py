@@ -31,7 +31,7 @@ def retrieval_candidates(
     train = read_parquet(processed / "recall_train.parquet", ["user_id", "item_id"])
     test = read_parquet(processed / "recall_test.parquet", ["user_id", "item_id"])
     users, items = train.column("user_id").to_numpy(), train.column("item_id").to_numpy()
-    n_items = int(max(items.max(), test.column("item_id").to_numpy().max())) + 1
+    n_items = load_schema(processed).feature("item_id").vocab_size  # every id the index can return
     seen = np.unique(users * n_items + items)  # sorted codes of (user, item) train pairs
     depth = top_k + int(np.bincount(users).max())  # enough to survive excluding any user's train items
     counts = np.bincount(items, minlength=n_items)

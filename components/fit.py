@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from components.artifacts import load_schema, load_table, seeded
+from components.artifacts import load_schema, load_table, reproducible
 from rechub_core.data.tables import TensorTable
 from rechub_core.features import Schema
 from rechub_core.models.registry import Family, build
@@ -34,9 +34,9 @@ def fit_registered(
     desc: str,
     **build_kwargs: Any,
 ) -> tuple[nn.Module, list[dict]]:
-    """Build the model a config names and train it, early-stopping on ``valid``; seeded end to end."""
+    """Build the model a config names and train it, early-stopping on ``valid``; reproducible end to end."""
     generator = torch.Generator().manual_seed(seed)
-    with seeded(seed):
+    with reproducible(seed):
         model = build(family, config, schema, **build_kwargs)
         history = fit_pointwise(
             model, train, labels, train_config, generator=generator, valid=valid, early_stopping=early_stopping, desc=desc

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.artifacts import id_indexed, load_schema, load_table, save_array, save_model, seeded
+from components.artifacts import id_indexed, load_schema, load_table, save_array, save_model, reproducible
 from components.errors import DataError
 from components.io import atomic_dir, read_parquet, write_json
 from components.params import TrainRecallParams, section_dict
@@ -49,7 +49,7 @@ def run(params: TrainRecallParams, *, processed: Path, samples: Path, model_dir:
             negative_logq = torch.from_numpy(logq.column("sampler_logq").to_numpy()) + math.log(num_neg)
 
     generator = torch.Generator().manual_seed(params.seed)
-    with seeded(params.seed):
+    with reproducible(params.seed):
         model = build("matching", params.model, schema)
         history = fit_two_tower(
             model,
@@ -63,13 +63,14 @@ def run(params: TrainRecallParams, *, processed: Path, samples: Path, model_dir:
             negative_logq=negative_logq,
             desc="train_recall",
         )
-    corpus = TensorTable({k: v[1:] for k, v in items.columns.items()})  # every real item, id 1..N-1
-    test = load_table(processed, "recall_test", schema)
+        corpus = TensorTable({k: v[1:] for k, v in items.columns.items()})  # every real item, id 1..N-1
+        item_vectors = predict(model.item_embedding, corpus).astype(np.float32)
+        user_vectors = predict(model.user_embedding, load_table(processed, "recall_test", schema)).astype(np.float32)
     with atomic_dir(model_dir) as out:
         save_model(out, "matching", model, params.model, schema)
-        save_array(out / "item_embeddings.npy", predict(model.item_embedding, corpus).astype(np.float32))
+        save_array(out / "item_embeddings.npy", item_vectors)
         save_array(out / "item_ids.npy", corpus["item_id"].numpy())
-        save_array(out / "user_embeddings.npy", predict(model.user_embedding, test).astype(np.float32))
+        save_array(out / "user_embeddings.npy", user_vectors)
         write_json(out / "params.json", section_dict(params))
     write_json(plot, history)
     return {"history": history}

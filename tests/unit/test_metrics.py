@@ -80,3 +80,15 @@ def test_gauc_equals_per_group_sklearn_average():
             expected.append(roc_auc_score(labels[m], scores[m]))
             weights.append(m.sum())
     assert gauc(groups, labels, scores) == pytest.approx(np.average(expected, weights=weights))
+
+
+def test_excluding_seen_pairs_uses_the_full_item_range():
+    """Pair codes user * n_items + item must not collide for items never interacted with."""
+    from components.evaluate import _excluded
+
+    n_items = 10  # ids 0..9; suppose only ids <= 4 appear in training
+    seen = np.unique(np.array([1 * n_items + 2]))  # user 1 saw item 2
+    users = np.array([0, 1])
+    candidates = np.array([[12 - n_items, 9], [2, 9]])  # user 0: items 2, 9; user 1: items 2, 9
+    excluded = _excluded(users, candidates, seen, n_items)
+    np.testing.assert_array_equal(excluded, [[False, False], [True, False]])
