@@ -18,8 +18,8 @@ def stage_entry(stage: Stage) -> dict:
     entry["deps"] = [f"components/{stage.name}.py", *stage.code, *dict.fromkeys(stage.deps.values())]
     if stage.params:
         entry["params"] = list(stage.params)
-    if stage.outs:
-        entry["outs"] = list(stage.outs.values())
+    if stage.outs or stage.reports:
+        entry["outs"] = [*stage.outs.values(), *({p: {"cache": False}} for p in stage.reports.values())]
     if stage.metrics:
         entry["metrics"] = [{p: {"cache": False}} for p in stage.metrics.values()]
     if stage.plots:

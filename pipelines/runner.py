@@ -20,7 +20,7 @@ def run_stage(name: str, *, params_path: str | Path = "params.yaml", root: str |
     root = Path(root)
     params = params_mod.load(root / params_path if not Path(params_path).is_absolute() else params_path)
     sections = [getattr(params, s) for s in stage.params]
-    paths = {k: root / p for k, p in {**stage.deps, **stage.outs, **stage.metrics, **stage.plots}.items()}
+    paths = {k: root / p for k, p in {**stage.deps, **stage.outs, **stage.reports, **stage.metrics, **stage.plots}.items()}
     component = importlib.import_module(stage.component)
     if "root" in inspect.signature(component.run).parameters:  # a component resolving user paths (ingest.raw_dir)
         paths["root"] = root

@@ -30,6 +30,7 @@ class Stage:
     params: tuple[str, ...]  # params.yaml sections the component receives
     deps: dict[str, str] = field(default_factory=dict)  # run() keyword -> path made upstream
     outs: dict[str, str] = field(default_factory=dict)
+    reports: dict[str, str] = field(default_factory=dict)  # small outputs kept in the workspace, not the cache
     metrics: dict[str, str] = field(default_factory=dict)
     plots: dict[str, str] = field(default_factory=dict)
     code: tuple[str, ...] = ()  # library code beyond components/<name>.py
@@ -40,7 +41,7 @@ class Stage:
 
     @property
     def produces(self) -> set[str]:
-        return {*self.outs.values(), *self.metrics.values(), *self.plots.values()}
+        return {*self.outs.values(), *self.reports.values(), *self.metrics.values(), *self.plots.values()}
 
 
 STAGES: tuple[Stage, ...] = (
@@ -54,7 +55,7 @@ STAGES: tuple[Stage, ...] = (
         "validate",
         params=(),
         deps={"processed": PROCESSED},
-        metrics={"report": VALIDATION_REPORT},
+        reports={"report": VALIDATION_REPORT},
         code=("rechub_core/features.py",),
     ),
     Stage(
