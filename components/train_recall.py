@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.artifacts import id_indexed, load_schema, load_table, save_array, save_model, reproducible
+from components.artifacts import id_indexed, load_schema, load_table, reproducible, save_array, save_model
 from components.errors import DataError
 from components.io import atomic_dir, read_parquet, write_json
 from components.params import TrainRecallParams, section_dict
