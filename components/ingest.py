@@ -112,9 +112,12 @@ def load_raw(con: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawTable) -> N
         raise DataError(f"{path}: no rows")
     numbered = f"(SELECT *, row_number() OVER () - 1 + {first_line} AS line FROM src_{spec.name})"
     for col, typ in spec.columns.items():
+        invalid = f"TRY_CAST({col} AS {typ}) IS NULL"
+        if typ in ("BIGINT", "INTEGER"):  # casting 1.5 to an integer rounds it: a fractional value is invalid too
+            invalid += f" OR TRY_CAST({col} AS DOUBLE) <> TRY_CAST({col} AS {typ})"
         bad = con.execute(
             f"SELECT line, CAST({col} AS VARCHAR) FROM {numbered} "
-            f"WHERE {col} IS NOT NULL AND TRY_CAST({col} AS {typ}) IS NULL ORDER BY line LIMIT 1"
+            f"WHERE {col} IS NOT NULL AND ({invalid}) ORDER BY line LIMIT 1"
         ).fetchone()
         if bad is not None:
             raise DataError(f"{path}: column {col!r} line {bad[0]}: {bad[1]!r} is not a valid {typ.lower()}")
@@ -215,7 +218,9 @@ def _encode(con: duckdb.DuckDBPyConnection, history_len: int, split) -> None:
                CASE WHEN imp.ts >= cuts.t_test THEN 'test' WHEN imp.ts >= cuts.t_valid THEN 'valid'
                     ELSE 'train' END AS split
         FROM imp CROSS JOIN cuts
-        ASOF LEFT JOIN events h ON h.user_id = imp.user_id AND imp.ts > h.ts
+        ASOF LEFT JOIN (  -- of events sharing a timestamp, the last one carries the fullest history
+            SELECT * FROM events QUALIFY row_number() OVER (PARTITION BY user_id, ts ORDER BY line DESC) = 1
+        ) h ON h.user_id = imp.user_id AND imp.ts > h.ts
         JOIN users u ON u.user_id = imp.user_id
         JOIN items i ON i.item_id = imp.item_id""")
 

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from components.errors import DataError
+from components.errors import DataError, ValidationFailed
 
 
 @contextmanager
@@ -35,7 +35,12 @@ def atomic_file(path: Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield an empty temp directory; on success it replaces directory ``path`` whole."""
+    """Yield an empty temp directory; on success it replaces directory ``path`` whole.
+
+    Directories cannot be swapped in one rename: the old one is moved aside,
+    the new one moved in, then the old one removed; if the second move fails
+    the old one is put back.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
@@ -46,7 +51,12 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"
             os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:  # put the previous artefact back
+                os.replace(old, path)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -57,6 +67,12 @@ def atomic_dir(path: Path) -> Iterator[Path]:
 def write_json(path: Path, obj: Any) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def require_validated(report: Path) -> None:
+    """Stop unless the validation report says the processed data passed."""
+    if not read_json(report).get("success", False):
+        raise ValidationFailed(f"{report}: the processed data failed validation; fix it and rerun validate")
 
 
 def read_json(path: Path) -> Any:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.artifacts import load_schema
-from components.io import atomic_dir, read_json, read_parquet, write_json
+from components.io import atomic_dir, read_parquet, require_validated, write_json
 from components.params import NegativeSampleParams, section_dict
 from rechub_core.data.sampling import item_distribution, sample_negatives
 
@@ -25,7 +25,7 @@ def item_counts(positives: np.ndarray, n_items: int) -> np.ndarray:
 
 
 def run(params: NegativeSampleParams, *, processed: Path, report: Path, samples: Path) -> dict[str, float]:
-    read_json(report)  # validation must have run (and passed) on these tables
+    require_validated(report)
     schema = load_schema(processed)
     n_items = schema.feature("item_id").vocab_size
     positives = read_parquet(processed / "recall_train.parquet", ["item_id"]).column("item_id").to_numpy()

@@ -164,7 +164,7 @@ def _missing_dataclass_keys(raw: Any) -> list[str]:
 def _describe(error: dict) -> str:
     loc = ".".join(str(p) for p in error["loc"] if not (isinstance(p, str) and p[0].isupper()))
     msg = _MESSAGES.get(error["type"], error["msg"])
-    if error["type"] not in _MESSAGES and "input" in error:
+    if error["type"] not in _MESSAGES and error["type"] != "value_error" and "input" in error:
         msg += f" (got {error['input']!r})"
     return f"{loc or '<root>'}: {msg}"
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from components.artifacts import save_model
 from components.fit import fit_registered, ranking_tables
-from components.io import atomic_dir, write_json
+from components.io import atomic_dir, require_validated, write_json
 from components.params import TrainMTLParams, section_dict
 
 
 def run(params: TrainMTLParams, *, processed: Path, report: Path, model_dir: Path, plot: Path) -> dict:
+    require_validated(report)
     schema, train, valid = ranking_tables(processed)
     tasks = list(params.tasks)
     model, history = fit_registered(

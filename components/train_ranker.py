@@ -12,7 +12,7 @@ from pathlib import Path
 
 from components.artifacts import save_model
 from components.fit import fit_registered, ranking_tables
-from components.io import atomic_dir, write_json
+from components.io import atomic_dir, require_validated, write_json
 from components.params import TrainRankerParams, section_dict
 from rechub_core.models.ranking.linear import LogisticRegressionConfig
 
@@ -20,6 +20,7 @@ LABEL = "click"
 
 
 def run(params: TrainRankerParams, *, processed: Path, report: Path, model_dir: Path, plot: Path) -> dict:
+    require_validated(report)
     schema, train, valid = ranking_tables(processed)
     model, history = fit_registered(
         "ranking",

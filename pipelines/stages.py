@@ -21,7 +21,16 @@ INDEX = "models/index"
 RANKER_MODEL = "models/ranker"
 MTL_MODEL = "models/mtl"
 BUNDLE = "bundle"
-TRAINING_CODE = ("rechub_core/models", "rechub_core/layers", "rechub_core/training", "rechub_core/data/tables.py")
+# code every stage runs: params, artefact I/O, errors, the feature schema
+COMMON_CODE = (
+    "components/params.py",
+    "components/io.py",
+    "components/errors.py",
+    "components/artifacts.py",
+    "rechub_core/features.py",
+)
+# code that builds, trains or runs models
+MODEL_CODE = ("rechub_core/models", "rechub_core/layers", "rechub_core/training", "rechub_core/data/tables.py")
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,7 @@ class Stage:
     reports: dict[str, str] = field(default_factory=dict)  # small outputs kept in the workspace, not the cache
     metrics: dict[str, str] = field(default_factory=dict)
     plots: dict[str, str] = field(default_factory=dict)
-    code: tuple[str, ...] = ()  # library code beyond components/<name>.py
+    code: tuple[str, ...] = ()  # code beyond components/<name>.py and COMMON_CODE
 
     @property
     def component(self) -> str:
@@ -49,14 +58,13 @@ STAGES: tuple[Stage, ...] = (
         "ingest",
         params=("ingest",),
         outs={"processed": PROCESSED},
-        code=("rechub_core/data/synthetic.py", "rechub_core/features.py"),
+        code=("rechub_core/data/synthetic.py",),
     ),
     Stage(
         "validate",
         params=(),
         deps={"processed": PROCESSED},
         reports={"report": VALIDATION_REPORT},
-        code=("rechub_core/features.py",),
     ),
     Stage(
         "negative_sample",
@@ -71,7 +79,7 @@ STAGES: tuple[Stage, ...] = (
         deps={"processed": PROCESSED, "samples": SAMPLES},
         outs={"model_dir": RECALL_MODEL},
         plots={"plot": "plots/train_recall.json"},
-        code=TRAINING_CODE,
+        code=MODEL_CODE,
     ),
     Stage(
         "build_index",
@@ -87,7 +95,7 @@ STAGES: tuple[Stage, ...] = (
         deps={"processed": PROCESSED, "report": VALIDATION_REPORT},
         outs={"model_dir": RANKER_MODEL},
         plots={"plot": "plots/train_ranker.json"},
-        code=TRAINING_CODE,
+        code=("components/fit.py", *MODEL_CODE),
     ),
     Stage(
         "train_mtl",
@@ -95,7 +103,7 @@ STAGES: tuple[Stage, ...] = (
         deps={"processed": PROCESSED, "report": VALIDATION_REPORT},
         outs={"model_dir": MTL_MODEL},
         plots={"plot": "plots/train_mtl.json"},
-        code=TRAINING_CODE,
+        code=("components/fit.py", *MODEL_CODE),
     ),
     Stage(
         "evaluate",
@@ -108,7 +116,7 @@ STAGES: tuple[Stage, ...] = (
             "mtl_model": MTL_MODEL,
         },
         metrics={"recall": "metrics/recall.json", "ranking": "metrics/ranking.json", "mtl": "metrics/mtl.json"},
-        code=("rechub_core/metrics.py", "rechub_core/index.py"),
+        code=("rechub_core/metrics.py", "rechub_core/index.py", *MODEL_CODE),
     ),
     Stage(
         "export",
@@ -126,7 +134,7 @@ STAGES: tuple[Stage, ...] = (
         },
         outs={"bundle": BUNDLE},
         metrics={"metrics": "metrics/export.json"},
-        code=("rechub_core/export.py",),
+        code=("rechub_core/export.py", *MODEL_CODE),
     ),
 )
 

@@ -45,6 +45,8 @@ class SequenceFeature:
 
 
 Feature = SparseFeature | DenseFeature | SequenceFeature
+# the feature groups ingest writes; models read their inputs by these names
+Group = Literal["user", "item"]
 _KINDS = {"sparse": SparseFeature, "dense": DenseFeature, "sequence": SequenceFeature}
 
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -135,6 +136,37 @@ def test_non_numeric_label(raw_copy, capsys):
     _fails(root, "impressions.csv: column 'click' line 3: 'yes' is not a valid integer", capsys)
 
 
+def test_fractional_id_is_not_rounded(raw_copy, capsys):
+    root, raw = raw_copy
+    edit_csv(raw / "interactions.csv", 5, 0, "1.5")
+    _fails(root, "interactions.csv: column 'user_id' line 5: '1.5' is not a valid bigint", capsys)
+
+
+def test_fractional_label_is_not_rounded(raw_copy, capsys):
+    root, raw = raw_copy
+    edit_csv(raw / "impressions.csv", 2, 3, "0.7")
+    _fails(root, "impressions.csv: column 'click' line 2: '0.7' is not a valid integer", capsys)
+
+
+def test_history_keeps_every_event_sharing_a_timestamp(tmp_path):
+    """Events logged in the same second all precede a later impression."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    users, items = range(1, 3001), range(101, 109)
+    (raw / "users.csv").write_text("user_id,gender,age,region\n" + "".join(f"{u},F,30,a\n" for u in users))
+    (raw / "items.csv").write_text("item_id,category,brand,price\n" + "".join(f"{i},c,b,1.0\n" for i in items))
+    # every user logs all items in the same second, interleaved with the other users; enough users
+    # that DuckDB runs the as-of join in parallel, where the old join picked an arbitrary tied event
+    (raw / "interactions.csv").write_text("user_id,item_id,ts\n" + "".join(f"{u},{i},10\n" for i in items for u in users))
+    (raw / "impressions.csv").write_text(
+        "user_id,item_id,ts,click,conversion\n" + "".join(f"{u},101,{20 + t},{t % 2},0\n" for t in range(6) for u in users)
+    )
+    files_params(tmp_path, raw)
+    run_stage("ingest", root=tmp_path)
+    ranking = pd.concat([read(tmp_path, f"ranking_{s}") for s in ("train", "valid", "test")])
+    assert all(sorted(h) == list(range(1, 9)) for h in ranking["hist"])  # all eight items, encoded 1..8
+
+
 def test_empty_table(raw_copy, capsys):
     root, raw = raw_copy
     path = raw / "users.csv"
@@ -177,3 +209,40 @@ def test_parquet_raw_files_are_read_too(raw_copy):
     (raw / "users.csv").unlink()
     run_stage("ingest", root=root)
     assert len(read(root, "users")) == table.num_rows
+
+
+def test_stages_refuse_data_that_failed_validation(tmp_path):
+    from components.errors import ValidationFailed
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
+    run_stage("ingest", root=tmp_path)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "validation.json").write_text('{"success": false}')
+    for stage in ("negative_sample", "train_ranker", "train_mtl"):
+        with pytest.raises(ValidationFailed, match="failed validation"):
+            run_stage(stage, root=tmp_path)
+
+
+def test_atomic_dir_puts_the_old_artefact_back_when_the_swap_fails(tmp_path, monkeypatch):
+    import os
+
+    from components import io
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    real_replace = os.replace
+    calls = []
+
+    def flaky(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # moving the new directory in
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        with io.atomic_dir(target) as tmp:
+            (tmp / "new.txt").write_text("new")
+    assert (target / "old.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -17,6 +17,7 @@ from torch import nn
 
 from rechub_core.features import Schema
 from rechub_core.layers import MLP, FlatInput
+from rechub_core.models.config import require_layers
 
 
 @dataclass
@@ -26,6 +27,9 @@ class DSSMConfig:
     tower_dims: list[int] = field(default_factory=lambda: [128, 64])
     dropout: float = 0.0
     similarity: Literal["cosine", "dot"] = "cosine"
+
+    def __post_init__(self):
+        require_layers(tower_dims=self.tower_dims)
 
 
 class DSSM(nn.Module):

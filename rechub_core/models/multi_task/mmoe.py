@@ -13,8 +13,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from rechub_core.features import Schema
+from rechub_core.features import Group, Schema
 from rechub_core.layers import MLP, FlatInput
+from rechub_core.models.config import require_layers
 
 
 @dataclass
@@ -25,7 +26,12 @@ class MMoEConfig:
     expert_dims: list[int] = field(default_factory=lambda: [128])
     tower_dims: list[int] = field(default_factory=lambda: [64])
     dropout: float = 0.1
-    groups: list[str] = field(default_factory=lambda: ["user", "item"])
+    groups: list[Group] = field(default_factory=lambda: ["user", "item"])
+
+    def __post_init__(self):
+        require_layers(expert_dims=self.expert_dims, groups=self.groups)
+        if self.num_experts < 1:
+            raise ValueError("num_experts must be at least 1")
 
 
 class MMoE(nn.Module):

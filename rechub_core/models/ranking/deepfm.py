@@ -13,8 +13,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from rechub_core.features import Schema
+from rechub_core.features import Group, Schema
 from rechub_core.layers import MLP, FactorizationMachine, FeatureEmbedding, stack_dense
+from rechub_core.models.config import require_layers
 from rechub_core.models.ranking.linear import FirstOrder
 
 
@@ -24,7 +25,10 @@ class DeepFMConfig:
     embed_dim: int = 16
     mlp_dims: list[int] = field(default_factory=lambda: [256, 128])
     dropout: float = 0.1
-    groups: list[str] = field(default_factory=lambda: ["user", "item"])
+    groups: list[Group] = field(default_factory=lambda: ["user", "item"])
+
+    def __post_init__(self):
+        require_layers(mlp_dims=self.mlp_dims, groups=self.groups)
 
 
 class DeepFM(nn.Module):

@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from rechub_core.features import Feature, Schema, dense
+from rechub_core.features import Feature, Group, Schema, dense
 from rechub_core.layers import FeatureEmbedding, stack_dense
 
 
@@ -38,7 +38,7 @@ class FirstOrder(nn.Module):
 @dataclass
 class LogisticRegressionConfig:
     name: Literal["lr"] = "lr"
-    groups: list[str] = field(default_factory=lambda: ["user", "item"])
+    groups: list[Group] = field(default_factory=lambda: ["user", "item"])
 
 
 class LogisticRegression(nn.Module):
