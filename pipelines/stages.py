@@ -43,6 +43,7 @@ class Stage:
     metrics: dict[str, str] = field(default_factory=dict)
     plots: dict[str, str] = field(default_factory=dict)
     code: tuple[str, ...] = ()  # code beyond components/<name>.py and COMMON_CODE
+    watch: tuple[str, ...] = ()  # other paths DVC reruns the stage for (e.g. your raw data), not passed to run()
 
     @property
     def component(self) -> str:
@@ -59,6 +60,7 @@ STAGES: tuple[Stage, ...] = (
         params=("ingest",),
         outs={"processed": PROCESSED},
         code=("rechub_core/data/synthetic.py",),
+        watch=(),  # with ingest.source: files, list your raw data directory here, e.g. ("data/external",)
     ),
     Stage(
         "validate",

@@ -96,3 +96,14 @@ def test_changing_a_ranker_param_reruns_only_ranker_and_downstream(project):
     params["train_ranker"]["train"]["learning_rate"] = 0.002
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert sorted(ran(dvc(project, "repro"))) == ["evaluate", "export", "train_ranker"]
+
+
+def test_watched_paths_become_dvc_deps_but_not_run_arguments():
+    from dataclasses import replace
+
+    from pipelines.render import stage_entry
+    from pipelines.stages import BY_NAME
+
+    stage = replace(BY_NAME["ingest"], watch=("data/external",))
+    assert "data/external" in stage_entry(stage)["deps"]
+    assert "data/external" not in stage.deps.values()
