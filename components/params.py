@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -131,33 +131,33 @@ _MESSAGES = {
     "missing": "missing key",
     "missing_argument": "missing key",
 }
-# sections held by library dataclasses, whose defaults must not hide a missing key
-_DATACLASS_SECTIONS = {
-    ("ingest", "synthetic"): lambda raw: SyntheticConfig,
-    ("train_recall", "train"): lambda raw: TrainConfig,
-    ("train_ranker", "train"): lambda raw: TrainConfig,
-    ("train_ranker", "baseline_train"): lambda raw: TrainConfig,
-    ("train_ranker", "early_stopping"): lambda raw: EarlyStopping,
-    ("train_mtl", "early_stopping"): lambda raw: EarlyStopping,
-    ("train_mtl", "train"): lambda raw: TrainConfig,
-    ("train_recall", "model"): lambda raw: REGISTRY["matching"].get(raw.get("name")),
-    ("train_ranker", "model"): lambda raw: REGISTRY["ranking"].get(raw.get("name")),
-    ("train_mtl", "model"): lambda raw: REGISTRY["multi_task"].get(raw.get("name")),
-}
+def _dataclasses_in(annotation: Any) -> list[type]:
+    """The config dataclasses a field annotation admits (one, or a family's union)."""
+    if is_dataclass(annotation):
+        return [annotation]
+    return [cls for arg in get_args(annotation) for cls in _dataclasses_in(arg)]
 
 
 def _missing_dataclass_keys(raw: Any) -> list[str]:
-    """Keys of dataclass-held sections that the file leaves out."""
+    """Keys left out of sections held by library dataclasses, whose defaults would otherwise hide them.
+
+    Derived from the ``Params`` models: every field of a section typed as a
+    config dataclass (or a union of them, picked by the ``name`` the file gives).
+    """
     missing = []
-    for (section, key), pick in _DATACLASS_SECTIONS.items():
-        value = raw.get(section, {}).get(key) if isinstance(raw, dict) and isinstance(raw.get(section), dict) else None
-        if not isinstance(value, dict):
+    for section, section_field in Params.model_fields.items():
+        block = raw.get(section) if isinstance(raw, dict) else None
+        if not isinstance(block, dict):
             continue
-        cls = pick(value)
-        cls = getattr(cls, "config", cls)  # registry entries carry their config class
-        if cls is None:
-            continue
-        missing += [f"{section}.{key}.{f.name}: missing key" for f in fields(cls) if f.name not in value]
+        for key, key_field in section_field.annotation.model_fields.items():
+            value = block.get(key)
+            candidates = _dataclasses_in(key_field.annotation)
+            if not isinstance(value, dict) or not candidates:
+                continue
+            if len(candidates) > 1:  # a model family: the one whose name the file chose
+                candidates = [c for c in candidates if c.__dataclass_fields__["name"].default == value.get("name")]
+            for cls in candidates[:1]:
+                missing += [f"{section}.{key}.{f.name}: missing key" for f in fields(cls) if f.name not in value]
     return missing
 
 

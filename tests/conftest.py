@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,25 @@ def tiny_params_file(tmp_path: Path) -> Path:
     params["ingest"]["raw_dir"] = "data/raw"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+PREPARED = ("ingest", "validate", "negative_sample")  # the stages every training stage builds on
+
+
+def prepare_project(root: Path, params: dict, stages: tuple[str, ...] = PREPARED) -> Path:
+    """Write ``params`` into ``root`` and run ``stages`` there."""
+    from pipelines.runner import run_stage
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in stages:
+        run_stage(stage, root=root)
+    return root
+
+
+def fork_project(source: Path, root: Path, params: dict) -> Path:
+    """A new project at ``root`` with ``source``'s prepared data and report, and its own ``params``."""
+    for sub in ("data", "reports"):
+        shutil.copytree(source / sub, root / sub)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root

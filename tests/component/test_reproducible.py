@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 import yaml
 
 from pipelines.runner import run_stage
-from tests.conftest import tiny_params_dict
+from tests.conftest import fork_project, prepare_project, tiny_params_dict
 
 
 @pytest.fixture(scope="module")
@@ -23,19 +22,13 @@ def prepared(tmp_path_factory) -> Path:
         train_recall={"train": {"batch_size": 1024}},
         train_ranker={"train": {"batch_size": 1024}},
     )
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    for stage in ("ingest", "validate", "negative_sample"):
-        run_stage(stage, root=root)
-    return root
+    return prepare_project(root, params)
 
 
 def twice(prepared: Path, tmp_path: Path, stage: str) -> tuple[Path, Path]:
     roots = []
     for i in range(2):
-        root = tmp_path / str(i)
-        for sub in ("data", "reports"):
-            shutil.copytree(prepared / sub, root / sub)
-        shutil.copy(prepared / "params.yaml", root / "params.yaml")
+        root = fork_project(prepared, tmp_path / str(i), yaml.safe_load((prepared / "params.yaml").read_text()))
         run_stage(stage, root=root)
         roots.append(root)
     return roots[0], roots[1]

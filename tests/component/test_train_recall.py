@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from pipelines.runner import run_stage
-from tests.conftest import tiny_params_dict
+from tests.conftest import fork_project, prepare_project, tiny_params_dict
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("recall")
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
-    for stage in ("ingest", "validate", "negative_sample"):
-        run_stage(stage, root=root)
-    return root
+    return prepare_project(tmp_path_factory.mktemp("recall"), tiny_params_dict())
 
 
 @pytest.mark.parametrize("loss", ["in_batch", "mixed"])
 @pytest.mark.parametrize("logq_correction", [True, False])
 def test_every_loss_mode_trains(prepared, tmp_path, loss, logq_correction):
-    for sub in ("data", "reports"):
-        shutil.copytree(prepared / sub, tmp_path / sub)
-    params = tiny_params_dict(train_recall={"loss": loss, "logq_correction": logq_correction})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    fork_project(prepared, tmp_path, tiny_params_dict(train_recall={"loss": loss, "logq_correction": logq_correction}))
     result = run_stage("train_recall", root=tmp_path)
     assert np.isfinite(result["history"][0]["train_loss"])
     model = tmp_path / "models" / "recall"

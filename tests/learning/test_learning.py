@@ -8,16 +8,14 @@ a per-task logistic regression's AUC. Parametrised over the registry.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipelines.runner import run_stage
 from rechub_core.models.registry import REGISTRY
-from tests.conftest import tiny_params_dict
+from tests.conftest import fork_project, prepare_project, tiny_params_dict
 
 pytestmark = pytest.mark.slow
 
@@ -42,18 +40,7 @@ def params_for(**sections) -> dict:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("learning")
-    (root / "params.yaml").write_text(yaml.safe_dump(params_for()))
-    for stage in ("ingest", "validate", "negative_sample"):
-        run_stage(stage, root=root)
-    return root
-
-
-def project(data: Path, tmp_path: Path, params: dict) -> Path:
-    for sub in ("data", "reports"):
-        shutil.copytree(data / sub, tmp_path / sub)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    return tmp_path
+    return prepare_project(tmp_path_factory.mktemp("learning"), params_for())
 
 
 def model_params(entry) -> dict:
@@ -65,7 +52,7 @@ def test_matching_model_beats_popularity(name, data, tmp_path):
     params = params_for(
         train_recall={"model": model_params(REGISTRY["matching"][name]), "train": dict(TRAIN, epochs=4, learning_rate=0.002)}
     )
-    root = project(data, tmp_path, params)
+    root = fork_project(data, tmp_path, params)
     for stage in ("train_recall", "build_index"):
         run_stage(stage, root=root)
     from components.evaluate import evaluate_recall
@@ -82,7 +69,7 @@ def test_ranking_model_beats_logistic_regression(name, data, tmp_path):
     params = params_for(
         train_ranker={"model": model_params(REGISTRY["ranking"][name]), "train": TRAIN, "early_stopping": STOPPING}
     )
-    root = project(data, tmp_path, params)
+    root = fork_project(data, tmp_path, params)
     run_stage("train_ranker", root=root)
     from components.evaluate import evaluate_ranking
 
@@ -96,7 +83,7 @@ def test_multi_task_model_beats_single_task_logistic_regression(name, data, tmp_
     params = params_for(
         train_mtl={"model": model_params(REGISTRY["multi_task"][name]), "train": TRAIN, "early_stopping": STOPPING}
     )
-    root = project(data, tmp_path, params)
+    root = fork_project(data, tmp_path, params)
     run_stage("train_mtl", root=root)
     from components.artifacts import load_table
     from components.evaluate import evaluate_mtl
