@@ -161,8 +161,18 @@ def _missing_dataclass_keys(raw: Any) -> list[str]:
     return missing
 
 
+_MODEL_NAMES = {name for family in REGISTRY.values() for name in family}
+
+
 def _describe(error: dict) -> str:
-    loc = ".".join(str(p) for p in error["loc"] if not (isinstance(p, str) and p[0].isupper()))
+    parts = [p for p in error["loc"] if not (isinstance(p, str) and p[0].isupper())]
+    # a family's union puts the chosen model's name (its tag) after ``model``; params.yaml has no such key
+    parts = [p for i, p in enumerate(parts) if not (i and parts[i - 1] == "model" and p in _MODEL_NAMES)]
+    if error["type"] == "union_tag_invalid":  # a model name that is not registered
+        ctx = error["ctx"]
+        parts.append(ctx["discriminator"].strip("'"))
+        error = {**error, "msg": f"Input should be one of {ctx['expected_tags']}", "input": ctx["tag"]}
+    loc = ".".join(str(p) for p in parts)
     msg = _MESSAGES.get(error["type"], error["msg"])
     if error["type"] not in _MESSAGES and error["type"] != "value_error" and "input" in error:
         msg += f" (got {error['input']!r})"
