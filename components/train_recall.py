@@ -19,9 +19,24 @@ from components.artifacts import id_indexed, load_schema, load_table, reproducib
 from components.errors import DataError
 from components.io import atomic_dir, read_parquet, write_json
 from components.params import TrainRecallParams, section_dict
+from rechub_core.data.sequences import last_of_user
 from rechub_core.data.tables import TensorTable, arrow_to_tensors
-from rechub_core.models.registry import build
+from rechub_core.models.registry import build, entry
+from rechub_core.training.next_item import fit_next_item
 from rechub_core.training.trainer import fit_two_tower, predict
+
+
+def user_sequences(train: TensorTable) -> TensorTable:
+    """Each user's training sequence, ``seq (U, L+1)``: the history of their latest example plus its item.
+
+    ``recall_train`` is in (user, time) order as ingest writes it, so a user's latest example is their last row.
+    """
+    users = train["user_id"].numpy()
+    if (np.diff(users) < 0).any():
+        raise DataError("recall_train.parquet is not ordered by user and time; rerun ingest")
+    latest = torch.from_numpy(np.flatnonzero(last_of_user(users)))
+    seq = torch.cat([train["hist"][latest], train["item_id"][latest].unsqueeze(1)], dim=1)  # (U, L+1)
+    return TensorTable({"seq": seq})
 
 
 def run(params: TrainRecallParams, *, processed: Path, samples: Path, model_dir: Path, plot: Path) -> dict:
@@ -51,18 +66,22 @@ def run(params: TrainRecallParams, *, processed: Path, samples: Path, model_dir:
     generator = torch.Generator().manual_seed(params.seed)
     with reproducible(params.seed):
         model = build("matching", params.model, schema)
-        history = fit_two_tower(
-            model,
-            train,
-            items,
-            params.train,
-            generator=generator,
-            temperature=params.temperature,
-            item_logq=item_logq,
-            negatives=negatives_col,
-            negative_logq=negative_logq,
-            desc="train_recall",
-        )
+        if entry("matching", params.model.name).objective == "next_item":
+            n_items = schema.feature("item_id").vocab_size
+            history = fit_next_item(model, user_sequences(train), n_items, params.train, generator=generator, desc="train_recall")
+        else:
+            history = fit_two_tower(
+                model,
+                train,
+                items,
+                params.train,
+                generator=generator,
+                temperature=params.temperature,
+                item_logq=item_logq,
+                negatives=negatives_col,
+                negative_logq=negative_logq,
+                desc="train_recall",
+            )
         corpus = TensorTable({k: v[1:] for k, v in items.columns.items()})  # every real item, id 1..N-1
         item_vectors = predict(model.item_embedding, corpus).astype(np.float32)
         user_vectors = predict(model.user_embedding, load_table(processed, "recall_test", schema)).astype(np.float32)

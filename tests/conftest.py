@@ -40,9 +40,11 @@ TINY = {
 
 
 def merge(base: dict, override: dict) -> dict:
+    """``override`` merged into ``base`` key by key; a section naming another model replaces the old one."""
     out = dict(base)
     for key, value in override.items():
-        out[key] = merge(base[key], value) if isinstance(value, dict) else value
+        same_model = isinstance(base.get(key), dict) and base[key].get("name") == value.get("name", base[key].get("name"))
+        out[key] = merge(base[key], value) if isinstance(value, dict) and same_model else value
     return out
 
 

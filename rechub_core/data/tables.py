@@ -17,7 +17,29 @@ import torch
 Batch = dict[str, torch.Tensor]
 
 
-class TensorTable:
+class BatchSource:
+    """What trainers read: ``len()`` rows, served as batches (in memory, or streamed from disk)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[Batch]:
+        """Yield batches; with ``shuffle`` a fresh order drawn from ``generator``; ``drop_last`` drops a short last one."""
+        raise NotImplementedError
+
+    def num_batches(self, batch_size: int, *, drop_last: bool = False) -> int:
+        n = len(self)
+        return n // batch_size if drop_last else -(-n // batch_size)
+
+
+class TensorTable(BatchSource):
     """Equal-length tensors by column name."""
 
     def __init__(self, columns: Mapping[str, torch.Tensor]):
@@ -53,11 +75,6 @@ class TensorTable:
         for start in range(0, stop, batch_size):
             index = order[start : start + batch_size] if order is not None else slice(start, start + batch_size)
             yield self.take(index)
-
-    def num_batches(self, batch_size: int, *, drop_last: bool = False) -> int:
-        n = len(self)
-        return n // batch_size if drop_last else -(-n // batch_size)
-
 
 def pad_lists(column: pa.ListArray | pa.ChunkedArray, max_len: int) -> np.ndarray:
     """Left-pad a list<int> column into ``(N, max_len)`` int64, keeping the last items.
@@ -106,3 +123,63 @@ def arrow_to_tensors(table: pa.Table, sequence_lengths: Mapping[str, int] | None
             columns[name] = _tensor(col.to_numpy().astype(np.float32, copy=False))
         # other types (strings, timestamps) stay out of the model's tensors
     return TensorTable(columns)
+
+
+class ParquetTable(BatchSource):
+    """A Parquet file too large for memory, with ``TensorTable``'s batch interface.
+
+    Rows are read a window of ``window_row_groups`` row groups at a time and
+    converted to tensors as in ``arrow_to_tensors``; memory holds one window
+    (plus one partial batch carried into the next window). With ``shuffle``,
+    the row groups come in a fresh seeded order each epoch and rows are
+    permuted within each window, so a batch mixes rows of several row groups.
+    """
+
+    def __init__(
+        self,
+        path,
+        columns: list[str] | None = None,
+        sequence_lengths: Mapping[str, int] | None = None,
+        *,
+        window_row_groups: int = 4,
+    ):
+        import pyarrow.parquet as pq
+
+        if window_row_groups < 1:
+            raise ValueError("window_row_groups must be at least 1")
+        self.file = pq.ParquetFile(path)
+        self.path = path
+        self.column_names = columns
+        self.sequence_lengths = sequence_lengths
+        self.window_row_groups = window_row_groups
+
+    def __len__(self) -> int:
+        return self.file.metadata.num_rows
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[Batch]:
+        groups = self.file.num_row_groups
+        order = torch.randperm(groups, generator=generator).tolist() if shuffle else list(range(groups))
+        carry: Batch | None = None
+        for start in range(0, groups, self.window_row_groups):
+            arrow = self.file.read_row_groups(order[start : start + self.window_row_groups], columns=self.column_names)
+            window = arrow_to_tensors(arrow, self.sequence_lengths).columns
+            del arrow
+            if carry is not None:
+                window = {k: torch.cat([carry[k], v]) for k, v in window.items()}
+            n = next(iter(window.values())).shape[0]
+            if shuffle:
+                perm = torch.randperm(n, generator=generator)
+                window = {k: v[perm] for k, v in window.items()}
+            full = n - n % batch_size
+            for s in range(0, full, batch_size):
+                yield {k: v[s : s + batch_size] for k, v in window.items()}
+            carry = {k: v[full:] for k, v in window.items()} if full < n else None
+        if carry is not None and not drop_last:
+            yield carry

@@ -14,7 +14,9 @@ from torch import nn
 
 from rechub_core.features import Schema
 from rechub_core.models.matching.dssm import DSSM, DSSMConfig
+from rechub_core.models.matching.sasrec import SASRec, SASRecConfig
 from rechub_core.models.multi_task.mmoe import MMoE, MMoEConfig
+from rechub_core.models.ranking.dcnv2 import DCNV2, DCNV2Config
 from rechub_core.models.ranking.deepfm import DeepFM, DeepFMConfig
 from rechub_core.models.ranking.linear import LogisticRegression, LogisticRegressionConfig
 
@@ -22,18 +24,26 @@ Family = Literal["matching", "ranking", "multi_task"]
 FAMILIES: tuple[Family, ...] = ("matching", "ranking", "multi_task")
 
 
+# how a matching model trains: its two towers in any of the trainer's softmax modes,
+# or the paper's own next-item objective over the user's sequence (sequential models)
+Objective = Literal["two_tower", "next_item"]
+
+
 @dataclass(frozen=True)
 class Entry:
     model: type[nn.Module]
     config: type
+    objective: Objective = "two_tower"
 
 
 REGISTRY: dict[Family, dict[str, Entry]] = {
     "matching": {
         "dssm": Entry(DSSM, DSSMConfig),
+        "sasrec": Entry(SASRec, SASRecConfig, objective="next_item"),
     },
     "ranking": {
         "deepfm": Entry(DeepFM, DeepFMConfig),
+        "dcnv2": Entry(DCNV2, DCNV2Config),
     },
     "multi_task": {
         "mmoe": Entry(MMoE, MMoEConfig),

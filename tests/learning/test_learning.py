@@ -47,11 +47,17 @@ def model_params(entry) -> dict:
     return asdict(entry.config())
 
 
+# two-tower models see every training event per epoch; next-item models one sequence per user
+RECALL_TRAIN = {
+    "two_tower": dict(TRAIN, epochs=4, learning_rate=0.002),
+    "next_item": dict(TRAIN, epochs=40, batch_size=128, learning_rate=0.002),
+}
+
+
 @pytest.mark.parametrize("name", sorted(REGISTRY["matching"]))
 def test_matching_model_beats_popularity(name, data, tmp_path):
-    params = params_for(
-        train_recall={"model": model_params(REGISTRY["matching"][name]), "train": dict(TRAIN, epochs=4, learning_rate=0.002)}
-    )
+    entry = REGISTRY["matching"][name]
+    params = params_for(train_recall={"model": model_params(entry), "train": RECALL_TRAIN[entry.objective]})
     root = fork_project(data, tmp_path, params)
     for stage in ("train_recall", "build_index"):
         run_stage(stage, root=root)
