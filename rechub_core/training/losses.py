@@ -30,17 +30,25 @@ def sampled_softmax(
     Shapes: ``user, pos (B, D)``, ``pos_ids (B,)``, ``pos_logq (B,)``,
     ``neg (B, N, D)``, ``neg_ids, neg_logq (B, N)``.
     """
-    logits = user @ pos.T / temperature  # (B, B)
+    scaled = user / temperature  # (B, D): dividing this side is cheaper than dividing (B, B) scores
+    # score each distinct in-batch item once; a row's positive is its item's column, and an item
+    # that is the positive of k rows counts k times among the others' negatives (as k columns would)
+    unique, inverse, counts = torch.unique(pos_ids, return_inverse=True, return_counts=True)  # (U,), (B,), (U,)
+    first = torch.zeros_like(unique).scatter_reduce_(0, inverse, torch.arange(len(pos_ids)), "amin", include_self=False)
+    bias = counts.log().to(user.dtype)  # (U,)
     if pos_logq is not None:
-        logits = logits - pos_logq.unsqueeze(0)
-    hits = pos_ids.unsqueeze(0) == pos_ids.unsqueeze(1)  # (B, B)
-    hits.fill_diagonal_(False)
-    logits = logits.masked_fill(hits, float("-inf"))
+        bias = bias - pos_logq[first].to(user.dtype)
+    # [u/T, 1] · [v, bias] = u·v/T + bias in one matmul
+    logits = torch.cat([scaled, torch.ones_like(scaled[:, :1])], dim=1) @ torch.cat([pos[first], bias[:, None]], dim=1).T
+    target = logits.gather(1, inverse[:, None]).squeeze(1)  # (B,): includes log k of the row's own item
+    lse = torch.logsumexp(logits, dim=1)  # (B,)
     if neg is not None:
-        neg_logits = torch.einsum("bd,bnd->bn", user, neg) / temperature  # (B, N)
+        neg_logits = torch.einsum("bd,bnd->bn", scaled, neg)  # (B, N)
         if neg_logq is not None:
             neg_logits = neg_logits - neg_logq
         neg_logits = neg_logits.masked_fill(neg_ids == pos_ids.unsqueeze(1), float("-inf"))
-        logits = torch.cat([logits, neg_logits], dim=1)  # (B, B + N)
-    target = torch.arange(user.shape[0], device=user.device)
-    return F.cross_entropy(logits, target)
+        lse = torch.logaddexp(lse, torch.logsumexp(neg_logits, dim=1))
+    # the row's own positive counts once, not k times: take (1 - 1/k) of its share out of the sum
+    own = counts[inverse].to(user.dtype)  # (B,)
+    lse = lse + torch.log1p(-torch.exp(target - lse) * (1 - 1 / own))
+    return (lse - (target - own.log())).mean()

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rechub_core.data.tables import TensorTable
+from rechub_core.training.optim import trains_with_sparse_embeddings
 from rechub_core.training.trainer import TrainConfig, epoch_batches, optimizer_for
 
 
@@ -64,6 +65,7 @@ def next_item_loss(model: nn.Module, seq: torch.Tensor, negatives: torch.Tensor)
     return (bce * weight).sum() / max(count, 1), count
 
 
+@trains_with_sparse_embeddings
 def fit_next_item(
     model: nn.Module,
     sequences: TensorTable,

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from rechub_core.data.tables import Batch, BatchSource, TensorTable
 from rechub_core.metrics import auc
 from rechub_core.training.losses import sampled_softmax
+from rechub_core.training.optim import Optimizers, adam_for, trains_with_sparse_embeddings
 
 
 @dataclass
@@ -51,13 +52,12 @@ class EarlyStopping:
             raise ValueError("patience must be at least 1")
 
 
-def optimizer_for(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam with the fused kernel: one pass over all parameters instead of a dozen per-tensor ops.
+def optimizer_for(model: nn.Module, config: TrainConfig) -> Optimizers:
+    """Adam: row-sparse on embedding tables, fused on the rest (see ``rechub_core.training.optim``).
 
-    On CPU the step of a model with millions of embedding rows drops from the
-    largest cost of a training step to a small one (benchmarks/run.py).
+    The ``fit_*`` functions train with ``trains_with_sparse_embeddings``, which gives the tables sparse gradients.
     """
-    return torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
+    return adam_for(model, config.learning_rate, config.weight_decay)
 
 
 def _labels(batch: Batch, label_names: Sequence[str]) -> torch.Tensor:
@@ -97,6 +97,7 @@ def _evaluate(model: nn.Module, table: TensorTable, label_names: Sequence[str], 
     return out
 
 
+@trains_with_sparse_embeddings
 def fit_pointwise(
     model: nn.Module,
     train: BatchSource,
@@ -147,6 +148,7 @@ def fit_pointwise(
     return history
 
 
+@trains_with_sparse_embeddings
 def fit_two_tower(
     model: nn.Module,
     train: TensorTable,

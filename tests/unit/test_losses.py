@@ -90,3 +90,40 @@ def test_mixed_negatives_join_the_softmax():
     logits = torch.cat([user @ pos.T, torch.einsum("bd,bnd->bn", user, neg)], dim=1) / 0.5
     logits[0, 3 + 4] = float("-inf")  # row 0's sampled id 1 is its own positive
     assert loss.item() == pytest.approx(F.cross_entropy(logits, torch.arange(3)).item(), rel=1e-6)
+
+
+def _reference(user, pos, ids, temperature, pos_logq=None, neg=None, neg_ids=None, neg_logq=None):
+    """The definition, one (B, B) matrix: other rows' copies of a row's positive masked out."""
+    logits = user @ pos.T / temperature
+    if pos_logq is not None:
+        logits = logits - pos_logq.unsqueeze(0)
+    hits = ids.unsqueeze(0) == ids.unsqueeze(1)
+    hits.fill_diagonal_(False)
+    logits = logits.masked_fill(hits, float("-inf"))
+    if neg is not None:
+        neg_logits = torch.einsum("bd,bnd->bn", user, neg) / temperature
+        if neg_logq is not None:
+            neg_logits = neg_logits - neg_logq
+        logits = torch.cat([logits, neg_logits.masked_fill(neg_ids == ids.unsqueeze(1), float("-inf"))], dim=1)
+    return F.cross_entropy(logits, torch.arange(len(ids)))
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_distinct_item_form_equals_the_definition_with_duplicates(mixed):
+    g = torch.Generator().manual_seed(1)
+    b, d, n = 32, 5, 4
+    ids = torch.randint(1, 9, (b,), generator=g)  # many repeated positives
+    item_vectors = torch.randn(10, d, generator=g)
+    user = torch.randn(b, d, generator=g, requires_grad=True)
+    pos = item_vectors[ids]
+    logq = torch.log(torch.rand(10, generator=g))
+    kwargs = {"pos_logq": logq[ids]}
+    if mixed:
+        neg_ids = torch.randint(1, 10, (b, n), generator=g)
+        kwargs |= {"neg": item_vectors[neg_ids], "neg_ids": neg_ids, "neg_logq": logq[neg_ids]}
+    ours = sampled_softmax(user, pos, ids, temperature=0.3, **kwargs)
+    expected = _reference(user, pos, ids, 0.3, **kwargs)
+    assert ours.item() == pytest.approx(expected.item(), rel=1e-5)
+    (grad,) = torch.autograd.grad(ours, user)
+    (expected_grad,) = torch.autograd.grad(expected, user)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-6)

@@ -1,0 +1,1 @@
+"""Peer libraries the benchmark compares against, each in its own virtual environment."""
