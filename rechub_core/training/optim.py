@@ -19,6 +19,20 @@ import torch
 from torch import nn
 
 
+def _distinct_rows(index: torch.Tensor, num_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of ``index`` (ascending) and each entry's position among them.
+
+    Marking rows in a table-sized mask is linear and beats sorting while the
+    table is not much larger than the batch's lookups; past that, sort.
+    """
+    if num_rows > 16 * len(index):
+        return torch.unique(index, return_inverse=True)
+    mark = torch.zeros(num_rows, dtype=torch.bool)
+    mark[index] = True
+    slot = mark.cumsum(0) - 1  # (num_rows,): position of each marked row among the marked ones
+    return mark.nonzero().squeeze(1), slot[index]
+
+
 class RowSparseAdam(torch.optim.Optimizer):
     """Adam over the rows present in a sparse gradient; dense gradients get a plain Adam step.
 
@@ -45,22 +59,22 @@ class RowSparseAdam(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(p)
                 state["step"] += 1
                 t = state["step"]
-                if p.grad.is_sparse:
-                    grad = p.grad
-                    index, values = grad._indices()[0], grad._values()  # (n,), (n, D), rows may repeat
-                    rows, inverse = torch.unique(index, return_inverse=True)  # (r,)
-                    g = torch.zeros(len(rows), *values.shape[1:], dtype=values.dtype).index_add_(0, inverse, values)
+                if not p.grad.is_sparse:  # a table used densely: plain Adam over every row
+                    rows = torch.arange(len(p))
+                    g = p.grad
                 else:
-                    rows, g = slice(None), p.grad
-                param = p[rows]  # (r, D)
+                    index, values = p.grad._indices()[0], p.grad._values()  # (n,), (n, D), rows may repeat
+                    rows, inverse = _distinct_rows(index, len(p))  # (r,), (n,)
+                    g = torch.zeros(len(rows), *values.shape[1:], dtype=values.dtype).index_add_(0, inverse, values)
+                param = p.index_select(0, rows)  # (r, D)
                 if group["weight_decay"]:
                     g = g + group["weight_decay"] * param
-                m = state["exp_avg"][rows].mul_(beta1).add_(g, alpha=1 - beta1)
-                v = state["exp_avg_sq"][rows].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                state["exp_avg"][rows] = m
-                state["exp_avg_sq"][rows] = v
+                m = state["exp_avg"].index_select(0, rows).mul_(beta1).add_(g, alpha=1 - beta1)
+                v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                state["exp_avg"].index_copy_(0, rows, m)
+                state["exp_avg_sq"].index_copy_(0, rows, v)
                 denom = (v / (1 - beta2**t)).sqrt_().add_(group["eps"])
-                p[rows] = param.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1**t))
+                p.index_copy_(0, rows, param.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1**t)))
         return None
 
 
@@ -85,7 +99,12 @@ def embedding_tables(model: nn.Module) -> list[nn.Embedding]:
 
 @contextmanager
 def sparse_embeddings(model: nn.Module) -> Iterator[None]:
-    """Give the model's ``nn.Embedding`` tables sparse gradients inside the block, as they were after it."""
+    """Give the model's ``nn.Embedding`` tables sparse gradients inside the block, as they were after it.
+
+    Even a small table gains: torch's dense embedding backward on CPU sorts
+    the batch's lookups, which costs more than the sparse gradient and the
+    row-sparse step together (benchmarks/run.py, DeepFM's 1-d first-order table).
+    """
     tables = embedding_tables(model)
     before = [t.sparse for t in tables]
     for t in tables:
@@ -109,8 +128,11 @@ def trains_with_sparse_embeddings(fit: Callable) -> Callable:
 
 
 def adam_for(model: nn.Module, learning_rate: float, weight_decay: float) -> Optimizers:
-    """Row-sparse Adam for embedding tables, fused Adam for everything else (use inside ``sparse_embeddings``)."""
-    table_weights = {id(t.weight) for t in embedding_tables(model)}
+    """Row-sparse Adam for tables with sparse gradients, fused Adam for everything else.
+
+    Use inside ``sparse_embeddings``, which gives the tables sparse gradients.
+    """
+    table_weights = {id(t.weight) for t in embedding_tables(model) if t.sparse}
     params = [p for p in model.parameters() if p.requires_grad]
     sparse = [p for p in params if id(p) in table_weights]
     dense = [p for p in params if id(p) not in table_weights]

@@ -47,3 +47,13 @@ def test_sparse_embeddings_switches_and_restores():
         opt = adam_for(model, 0.01, 0.0)
         opt.step()
     assert not model[0].sparse
+
+
+def test_distinct_rows_agree_for_both_strategies():
+    from rechub_core.training.optim import _distinct_rows
+
+    index = torch.tensor([5, 1, 5, 9, 1, 0])
+    for num_rows in (10, 1000):  # mask-and-count, then sort
+        rows, inverse = _distinct_rows(index, num_rows)
+        assert rows.tolist() == [0, 1, 5, 9]
+        assert torch.equal(rows[inverse], index)
