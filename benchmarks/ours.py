@@ -27,7 +27,7 @@ from rechub_core.data.sequences import leave_last_out, next_item_examples, user_
 from rechub_core.data.tables import ParquetTable, TensorTable, arrow_to_tensors
 from rechub_core.features import DenseFeature, Schema, SequenceFeature, SparseFeature
 from rechub_core.models.registry import build, entry
-
+from rechub_core.training.next_item import fit_next_item
 from rechub_core.training.trainer import TrainConfig, fit_pointwise, fit_two_tower, predict
 
 RANKING = {"deepfm", "dcnv2"}
@@ -113,8 +113,6 @@ def run_recall(name: str, data: Path, out: Path, config: dict) -> dict:
 
     start = time.perf_counter()
     if name == "sasrec":
-        from rechub_core.training.next_item import fit_next_item
-
         fit_next_item(model, train, n_items, train_config, generator=generator, desc=name)
     else:
         items = TensorTable({"item_id": torch.arange(n_items)})

@@ -91,7 +91,8 @@ def score_ctr(model: str, data_dir: Path, out: Path) -> tuple[float, dict]:
     scores = np.load(out / "scores.npy")
     labels = pq.read_table(data_dir / "ctr_test.parquet", columns=["click", "conversion"])
     if model == "mmoe":
-        per_task = {n: auc(labels.column(n).to_numpy(), scores.reshape(len(scores), -1)[:, t]) for t, n in enumerate(("click", "conversion"))}
+        scores = scores.reshape(len(scores), -1)  # (N, 2)
+        per_task = {n: auc(labels.column(n).to_numpy(), scores[:, t]) for t, n in enumerate(("click", "conversion"))}
         return float(np.mean(list(per_task.values()))), {f"{n}_auc": v for n, v in per_task.items()}
     return auc(labels.column("click").to_numpy(), scores.reshape(-1)), {}
 
