@@ -26,7 +26,7 @@ from rechub_core.training.next_item import fit_next_item
 from rechub_core.training.trainer import fit_two_tower, predict
 
 
-def user_sequences(train: TensorTable) -> TensorTable:
+def latest_sequences(train: TensorTable) -> TensorTable:
     """Each user's training sequence, ``seq (U, L+1)``: the history of their latest example plus its item.
 
     ``recall_train`` is in (user, time) order as ingest writes it, so a user's latest example is their last row.
@@ -68,7 +68,7 @@ def run(params: TrainRecallParams, *, processed: Path, samples: Path, model_dir:
         model = build("matching", params.model, schema)
         if entry("matching", params.model.name).objective == "next_item":
             n_items = schema.feature("item_id").vocab_size
-            history = fit_next_item(model, user_sequences(train), n_items, params.train, generator=generator, desc="train_recall")
+            history = fit_next_item(model, latest_sequences(train), n_items, params.train, generator=generator, desc="train_recall")
         else:
             history = fit_two_tower(
                 model,

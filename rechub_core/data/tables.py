@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 Batch = dict[str, torch.Tensor]
@@ -143,8 +144,6 @@ class ParquetTable(BatchSource):
         *,
         window_row_groups: int = 4,
     ):
-        import pyarrow.parquet as pq
-
         if window_row_groups < 1:
             raise ValueError("window_row_groups must be at least 1")
         self.file = pq.ParquetFile(path)

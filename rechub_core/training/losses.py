@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def sampled_softmax(
@@ -26,6 +25,10 @@ def sampled_softmax(
     process that put it in the softmax: ``pos_logq`` for in-batch items,
     ``neg_logq`` for sampled ones. A candidate equal to the row's positive
     (an accidental hit) is masked out.
+
+    Computed over the batch's distinct items, one column each (the same value
+    and gradient as the ``(B, B)`` form, without its size); rows with the same
+    positive id must carry the same ``pos`` vector, as ``fit_two_tower`` gives.
 
     Shapes: ``user, pos (B, D)``, ``pos_ids (B,)``, ``pos_logq (B,)``,
     ``neg (B, N, D)``, ``neg_ids, neg_logq (B, N)``.
