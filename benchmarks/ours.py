@@ -28,6 +28,7 @@ from rechub_core.data.tables import ParquetTable, TensorTable, arrow_to_tensors
 from rechub_core.features import DenseFeature, Schema, SequenceFeature, SparseFeature
 from rechub_core.models.registry import build, entry
 from rechub_core.training.next_item import fit_next_item
+from rechub_core.training.objectives import InBatch
 from rechub_core.training.trainer import TrainConfig, fit_pointwise, fit_two_tower, predict
 
 RANKING = {"deepfm", "dcnv2"}
@@ -117,7 +118,8 @@ def run_recall(name: str, data: Path, out: Path, config: dict) -> dict:
     else:
         items = TensorTable({"item_id": torch.arange(n_items)})
         fit_two_tower(
-            model, train, items, train_config, generator=generator, temperature=config["temperature"], item_logq=item_logq, desc=name
+            model, train, items, train_config, objective=InBatch(temperature=config["temperature"]),
+            generator=generator, item_logq=item_logq, desc=name,
         )
     train_s = time.perf_counter() - start
 

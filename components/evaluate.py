@@ -1,8 +1,13 @@
 """Evaluate every model the way it is served.
 
-- recall: the test users' held-out next items retrieved through the built
-  index, the user's training items excluded, next to a popularity baseline
-  ranked and filtered the same way;
+- recall: the test users' held-out next items, the user's training items
+  excluded, next to a popularity baseline ranked the same way. Protocol
+  ``full`` ranks every item exactly (recall, NDCG, hit, precision, MRR @K);
+  ``sampled`` ranks the held-out item against ``negatives`` items sampled
+  uniformly from those the user never interacted with (HR, NDCG, MRR @k, as
+  the sequential-recommendation papers report). Either way
+  ``index_recall@K`` measures retrieval as served: through the ANN index,
+  interests merged (ComiRec's controllable aggregation when ``diversity`` > 0);
 - ranking: the ranker and its logistic-regression baseline on the
   time-ordered test impressions (AUC, logloss, GAUC by user);
 - multi-task: AUC per task on the same impressions.
@@ -20,54 +25,133 @@ from components.errors import DataError
 from components.io import read_json, read_parquet, write_json
 from components.params import EvaluateParams
 from rechub_core import index as ann
-from rechub_core.metrics import auc, exclude_and_truncate, gauc, logloss, topk_metrics
+from rechub_core.metrics import auc, exclude_and_truncate, gauc, logloss, rank_metrics, topk_metrics
+from rechub_core.retrieval import controllable_aggregation
+from rechub_core.scoring import full_ranking, sample_unseen_columns, sampled_ranks
 from rechub_core.training.trainer import predict
 
 
-def retrieval_candidates(
-    processed: Path, top_k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Test targets, per-user train items (as sorted pair codes), item counts and search depth."""
-    train = read_parquet(processed / "recall_train.parquet", ["user_id", "item_id"])
-    test = read_parquet(processed / "recall_test.parquet", ["user_id", "item_id"])
-    users, items = train.column("user_id").to_numpy(), train.column("item_id").to_numpy()
-    n_items = load_schema(processed).feature("item_id").vocab_size  # every id the index can return
-    seen = np.unique(users * n_items + items)  # sorted codes of (user, item) train pairs
-    depth = top_k + int(np.bincount(users).max())  # enough to survive excluding any user's train items
-    counts = np.bincount(items, minlength=n_items)
-    return test.column("user_id").to_numpy(), test.column("item_id").to_numpy(), seen, counts, depth
+class RecallData:
+    """What recall evaluation needs, aligned with the recall model's item rows and the test users' rows."""
+
+    def __init__(self, processed: Path, recall_model: Path):
+        train = read_parquet(processed / "recall_train.parquet", ["user_id", "item_id"])
+        test = read_parquet(processed / "recall_test.parquet", ["user_id", "item_id"])
+        self.users = _load(recall_model / "user_embeddings.npy")  # (U, D) or (U, K, D)
+        self.items = _load(recall_model / "item_embeddings.npy")  # (N, D)
+        self.item_ids = _load(recall_model / "item_ids.npy")  # (N,): row -> item id
+        test_users = test.column("user_id").to_numpy()
+        if len(self.users) != len(test_users):
+            raise DataError(
+                f"{recall_model / 'user_embeddings.npy'}: {len(self.users)} rows, recall_test has {len(test_users)}"
+            )
+        n_ids = load_schema(processed).feature("item_id").vocab_size
+        self.column_of = np.full(n_ids, -1, dtype=np.int64)  # item id -> row of the item matrices
+        self.column_of[self.item_ids] = np.arange(len(self.item_ids))
+        self.targets = self.column_of[test.column("item_id").to_numpy()]  # (U,)
+        if (self.targets < 0).any():
+            missing = np.unique(test.column("item_id").to_numpy()[self.targets < 0])[:5]
+            raise DataError(f"{recall_model / 'item_ids.npy'}: has no row for recall_test items {missing.tolist()}")
+        row_of = np.full(int(max(test_users.max(), train.column("user_id").to_numpy().max())) + 1, -1)
+        row_of[test_users] = np.arange(len(test_users))  # ingest gives each test user one row
+        rows = row_of[train.column("user_id").to_numpy()]
+        cols = self.column_of[train.column("item_id").to_numpy()]
+        keep = (rows >= 0) & (cols >= 0)
+        self.seen_rows, self.seen_cols = rows[keep], cols[keep]  # the users' training items, excluded
+        self.counts = np.bincount(cols[cols >= 0], minlength=len(self.item_ids)).astype(np.float32)
+        self.item_slots = None
+        if (recall_model / "interest_groups.npy").exists():  # per-cluster retrieval: item -> its group's slot
+            interest_groups = np.load(recall_model / "interest_groups.npy")
+            slot_of = np.full(int(max(interest_groups.max(), 0)) + 1, -1)
+            slot_of[interest_groups] = np.arange(len(interest_groups))
+            item_groups = np.load(recall_model / "item_groups.npy")
+            inside = item_groups < len(slot_of)
+            self.item_slots = np.where(inside, slot_of[np.minimum(item_groups, len(slot_of) - 1)], -1)
 
 
-def _excluded(users: np.ndarray, candidates: np.ndarray, seen: np.ndarray, n_items: int) -> np.ndarray:
-    codes = users[:, None] * n_items + np.maximum(candidates, 0)
-    return np.isin(codes, seen) | (candidates <= 0)
+def _load(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise DataError(f"{path}: missing; run train_recall first")
+    return np.load(path)
 
 
-def evaluate_recall(params: EvaluateParams, processed: Path, recall_model: Path, index_dir: Path) -> dict[str, float]:
+def _full(data: RecallData, users: np.ndarray, items: np.ndarray, k: int, slots, rows=None) -> dict[str, float]:
+    top = full_ranking(users, items, k, exclude_rows=data.seen_rows, exclude_cols=data.seen_cols, item_slots=slots)
+    rows = slice(None) if rows is None else rows
+    return topk_metrics(top[rows], data.targets[rows, None], k)
+
+
+def sequence_driven(processed: Path, min_count: int = 2) -> np.ndarray:
+    """Which ``recall_test`` rows are driven by order: the target follows the user's last item, as it
+    does at least ``min_count`` times among consecutive training events (a bag of items cannot tell)."""
+    schema = load_schema(processed)
+    train = load_table(processed, "recall_train", schema, ["hist", "item_id"])
+    test = load_table(processed, "recall_test", schema, ["hist", "item_id"])
+    n = schema.feature("item_id").vocab_size
+    prev, item = train["hist"][:, -1].numpy(), train["item_id"].numpy()
+    codes, counts = np.unique(prev[prev > 0] * n + item[prev > 0], return_counts=True)
+    frequent = codes[counts >= min_count]
+    return np.isin(test["hist"][:, -1].numpy() * n + test["item_id"].numpy(), frequent) & (test["hist"][:, -1].numpy() > 0)
+
+
+def _popularity(data: RecallData) -> tuple[np.ndarray, np.ndarray]:
+    """Users and items whose inner product is an item's training count."""
+    return np.ones((len(data.users), 1), np.float32), data.counts[:, None]
+
+
+def full_ranking_figures(data: RecallData, k: int, rows: np.ndarray | None = None) -> dict[str, float]:
+    """The model's and popularity's full-ranking figures at ``k``, over ``rows`` of recall_test (all by default)."""
+    figures = _full(data, data.users, data.items, k, data.item_slots, rows)
+    figures[f"popularity_recall@{k}"] = _full(data, *_popularity(data), k, None, rows)[f"recall@{k}"]
+    return figures
+
+
+def evaluate_served(params: EvaluateParams, data: RecallData, index_dir: Path, categories: np.ndarray) -> float:
+    """recall@K of retrieval as served: the ANN index, per-interest search merged (ComiRec's aggregation
+    when ``params.diversity`` > 0), the user's training items excluded."""
     k = params.top_k
-    users, targets, seen, counts, depth = retrieval_candidates(processed, k)
-    n_items = len(counts)
-    queries = np.load(recall_model / "user_embeddings.npy")  # (U, D) or (U, K, D)
-    if len(queries) != len(users):
-        raise DataError(f"{recall_model / 'user_embeddings.npy'}: {len(queries)} rows, recall_test has {len(users)}")
     index = ann.load(index_dir / "index.faiss")
-    item_ids = np.load(index_dir / "item_ids.npy")
-    depth = min(depth, index.ntotal)
-    positions = ann.search_interests(index, queries, depth)  # (U, K*depth)
-    retrieved = np.where(positions >= 0, item_ids[np.maximum(positions, 0)], -1)
-    top = exclude_and_truncate(retrieved, _excluded(users, retrieved, seen, n_items), k)
-    model_figures = topk_metrics(top, targets[:, None], k)
+    depth = min(k + int(np.bincount(data.seen_rows).max(initial=0)), index.ntotal)  # survives the exclusions
+    groups = {}
+    if data.item_slots is not None:
+        groups = {"interest_groups": np.arange(data.users.shape[1]), "item_groups": data.item_slots}
+    scores, positions = ann.search_interests(index, data.users, depth, **groups)  # (U, K*depth)
+    codes = np.unique(data.seen_rows * len(data.item_ids) + data.seen_cols)
+    excluded = np.isin(np.arange(len(positions))[:, None] * len(data.item_ids) + np.maximum(positions, 0), codes)
+    excluded |= positions < 0
+    if params.diversity > 0 and data.users.ndim == 3:
+        ids = np.where(excluded, -1, data.item_ids[np.maximum(positions, 0)])
+        top_ids = controllable_aggregation(ids, np.where(excluded, -np.inf, scores), categories, k, params.diversity)
+        top = np.where(top_ids >= 0, data.column_of[np.maximum(top_ids, 0)], -1)
+    else:
+        top = exclude_and_truncate(positions, excluded, k)
+    return topk_metrics(top, data.targets[:, None], k)[f"recall@{k}"]
 
-    ranked = np.argsort(-counts, kind="stable")[: depth]
-    popular = np.broadcast_to(ranked, (len(users), len(ranked)))
-    pop_top = exclude_and_truncate(popular, _excluded(users, popular, seen, n_items), k)
-    pop_figures = topk_metrics(pop_top, targets[:, None], k)
-    return {
-        f"recall@{k}": model_figures[f"recall@{k}"],
-        f"ndcg@{k}": model_figures[f"ndcg@{k}"],
-        f"hit@{k}": model_figures[f"hit@{k}"],
-        f"popularity_recall@{k}": pop_figures[f"recall@{k}"],
-    }
+
+def evaluate_recall(
+    params: EvaluateParams, processed: Path, recall_model: Path, index_dir: Path
+) -> dict[str, float]:
+    """The protocol's figures for the model and a popularity baseline, plus recall@K as served by the index."""
+    data = RecallData(processed, recall_model)
+    protocol = params.protocol
+    if protocol.name == "full":
+        figures = full_ranking_figures(data, params.top_k)
+    else:
+        generator = torch.Generator().manual_seed(protocol.seed)
+        seen_rows = np.concatenate([data.seen_rows, np.arange(len(data.users))])
+        seen_cols = np.concatenate([data.seen_cols, data.targets])  # never sample the target either
+        negatives = sample_unseen_columns(
+            len(data.users), len(data.item_ids), protocol.negatives,
+            exclude_rows=seen_rows, exclude_cols=seen_cols, generator=generator,
+        )
+        figures = rank_metrics(sampled_ranks(data.users, data.items, data.targets, negatives, data.item_slots), protocol.k)
+        pop = rank_metrics(sampled_ranks(*_popularity(data), data.targets, negatives), protocol.k)
+        figures[f"popularity_hr@{protocol.k}"] = pop[f"hr@{protocol.k}"]
+    items = load_table(processed, "items", load_schema(processed), ["item_id", "category"])
+    categories = np.zeros(len(data.column_of), dtype=np.int64)
+    categories[items["item_id"].numpy()] = items["category"].numpy()
+    figures[f"index_recall@{params.top_k}"] = evaluate_served(params, data, index_dir, categories)
+    return figures
 
 
 def _scores(model_dir: Path, table) -> np.ndarray:

@@ -7,6 +7,8 @@ than ``tolerance`` fails the stage (after recording ``metrics``).
 
 ``bundle/``: ``user_tower.onnx`` ``item_tower.onnx`` ``ranker.onnx``
 ``mtl.onnx`` ``index.faiss`` ``item_ids.npy`` ``vocab/`` ``schema.json``
+(multi-interest user towers output ``(batch, interests, dim)``; per-cluster
+models add ``interest_groups.npy`` and ``item_groups.npy``)
 ``manifest.json`` (package versions, inputs and outputs of every model,
 metrics, a hash of the params behind every artefact).
 """
@@ -66,8 +68,11 @@ def run(
     ranker, ranker_meta = load_model(ranker_model)
     mtl, mtl_meta = load_model(mtl_model)
     tasks = mtl_meta["tasks"]
+    user_inputs = _inputs(users, schema, ["user"], rows)
+    multi = recall.user_embedding(user_inputs).dim() == 3  # multi-interest: one vector per interest
+    user_shape = ["batch", "interests", "dim"] if multi else ["batch", "dim"]
     graphs = [  # file, owner, function, inputs, output name, output shape
-        ("user_tower.onnx", recall, recall.user_embedding, _inputs(users, schema, ["user"], rows), "user_embedding", ["batch", "dim"]),
+        ("user_tower.onnx", recall, recall.user_embedding, user_inputs, "user_embedding", user_shape),
         ("item_tower.onnx", recall, recall.item_embedding, _inputs(items, schema, ["item"], rows), "item_embedding", ["batch", "dim"]),
         ("ranker.onnx", ranker, ranker, _inputs(ranking_test, schema, ranker_meta["config"]["groups"], rows), "logit", ["batch"]),
         ("mtl.onnx", mtl, mtl, _inputs(ranking_test, schema, mtl_meta["config"]["groups"], rows), "logits", ["batch", len(tasks)]),
@@ -89,6 +94,15 @@ def run(
             )
         shutil.copy(index_dir / "index.faiss", out / "index.faiss")
         shutil.copy(index_dir / "item_ids.npy", out / "item_ids.npy")
+        retrieval = {"interests": "merged by score (an item once, at its best interest's score)" if multi else "single vector"}
+        if (recall_model / "interest_groups.npy").exists():
+            for name in ("interest_groups.npy", "item_groups.npy"):
+                shutil.copy(recall_model / name, out / name)
+            retrieval = {
+                "interests": "interest k searches only the items whose group is interest_groups[k], then merged by score",
+                "interest_groups": "interest_groups.npy",
+                "item_groups": "item_groups.npy (aligned with item_ids.npy)",
+            }
         shutil.copytree(processed / "vocab", out / "vocab")
         shutil.copy(processed / "schema.json", out / "schema.json")
         sections = {
@@ -104,7 +118,7 @@ def run(
             {
                 "versions": {p: version(p) for p in PACKAGES},
                 "models": {**signatures, "mtl.onnx": {**signatures["mtl.onnx"], "tasks": tasks}},
-                "index": {"file": "index.faiss", "ids": "item_ids.npy", "kind": sections["build_index"]["kind"]},
+                "index": {"file": "index.faiss", "ids": "item_ids.npy", "kind": sections["build_index"]["kind"], **retrieval},
                 "metrics": {
                     "index": read_json(index_metrics),
                     "recall": read_json(recall_metrics),

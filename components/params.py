@@ -16,27 +16,35 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from components.errors import RechubError
 from rechub_core.data.synthetic import SyntheticConfig
 from rechub_core.models.registry import REGISTRY
+from rechub_core.training.objectives import MODEL_SPECIFIC, TWO_TOWER
 from rechub_core.training.trainer import EarlyStopping, TrainConfig
 
 _FORBID = ConfigDict(extra="forbid")
 # the library's config dataclasses are plain dataclasses; make pydantic reject unknown keys in them too
-for _cls in [SyntheticConfig, TrainConfig, EarlyStopping, *(e.config for fam in REGISTRY.values() for e in fam.values())]:
+_OBJECTIVES = (*TWO_TOWER, *MODEL_SPECIFIC)
+for _cls in [SyntheticConfig, TrainConfig, EarlyStopping, *_OBJECTIVES,
+             *(e.config for fam in REGISTRY.values() for e in fam.values())]:
     _cls.__pydantic_config__ = _FORBID
 
 
-def _model_union(family: str) -> Any:
-    configs = tuple(e.config for e in REGISTRY[family].values())
+def _union(configs: tuple[type, ...]) -> Any:
+    """Config dataclasses told apart by their ``name``."""
     if len(configs) == 1:
         return configs[0]
     return Annotated[Union[configs], Field(discriminator="name")]  # noqa: UP007
 
 
+def _model_union(family: str) -> Any:
+    return _union(tuple(e.config for e in REGISTRY[family].values()))
+
+
 MatchingModel = _model_union("matching")
+RecallObjective = _union(_OBJECTIVES)
 RankingModel = _model_union("ranking")
 MultiTaskModel = _model_union("multi_task")
 
@@ -68,10 +76,19 @@ class NegativeSampleParams(Section):
 class TrainRecallParams(Section):
     seed: int
     model: MatchingModel
+    objective: RecallObjective
     train: TrainConfig
-    loss: Literal["in_batch", "mixed"]
-    temperature: float = Field(gt=0)
-    logq_correction: bool
+
+    @model_validator(mode="after")
+    def _model_supports_objective(self):
+        own = REGISTRY["matching"][self.model.name].own
+        if isinstance(self.objective, MODEL_SPECIFIC) and not isinstance(self.objective, own):
+            able = sorted(n for n, e in REGISTRY["matching"].items() if type(self.objective) in e.own)
+            raise ValueError(
+                f"objective {self.objective.name!r} is specific to {able}; model {self.model.name!r} trains with "
+                f"{[c.__dataclass_fields__['name'].default for c in (*TWO_TOWER, *own)]}"
+            )
+        return self
 
 
 class BuildIndexParams(Section):
@@ -100,8 +117,21 @@ class TrainMTLParams(Section):
     early_stopping: EarlyStopping
 
 
+class FullRanking(Section):
+    name: Literal["full"]
+
+
+class SampledRanking(Section):
+    name: Literal["sampled"]
+    negatives: int = Field(ge=1)
+    k: int = Field(ge=1)
+    seed: int
+
+
 class EvaluateParams(Section):
     top_k: int = Field(ge=1)
+    protocol: Annotated[Union[FullRanking, SampledRanking], Field(discriminator="name")]  # noqa: UP007
+    diversity: float = Field(ge=0)
 
 
 class ExportParams(Section):
@@ -161,13 +191,18 @@ def _missing_dataclass_keys(raw: Any) -> list[str]:
     return missing
 
 
-_MODEL_NAMES = {name for family in REGISTRY.values() for name in family}
+# the tags of discriminated unions: a family's model names under ``model``, objective names under ``objective``
+_TAGS = {
+    "model": {name for family in REGISTRY.values() for name in family},
+    "objective": {c.__dataclass_fields__["name"].default for c in _OBJECTIVES},
+    "protocol": {"full", "sampled"},
+}
 
 
 def _describe(error: dict) -> str:
     parts = [p for p in error["loc"] if not (isinstance(p, str) and p[0].isupper())]
-    # a family's union puts the chosen model's name (its tag) after ``model``; params.yaml has no such key
-    parts = [p for i, p in enumerate(parts) if not (i and parts[i - 1] == "model" and p in _MODEL_NAMES)]
+    # a union puts the chosen config's name (its tag) after ``model`` / ``objective``; params.yaml has no such key
+    parts = [p for i, p in enumerate(parts) if not (i and p in _TAGS.get(parts[i - 1], ()))]
     if error["type"] == "union_tag_invalid":  # a model name that is not registered
         ctx = error["ctx"]
         parts.append(ctx["discriminator"].strip("'"))

@@ -3,8 +3,13 @@
 Writes into ``model_dir``: the model (``model.pt``, ``model.json``,
 ``schema.json``), ``item_embeddings.npy`` with ``item_ids.npy`` (row → item
 id, every real item), ``user_embeddings.npy`` for the rows of
-``recall_test.parquet`` (in order), and ``params.json``; per-epoch figures go
-to ``plot``.
+``recall_test.parquet`` (in order; ``(U, D)``, or ``(U, K, D)`` for
+multi-interest models), and ``params.json``; for a model that retrieves per
+cluster, ``interest_groups.npy`` (interest → group) and ``item_groups.npy``
+(row of ``item_ids.npy`` → group); per-epoch figures go to ``plot``.
+The objective (``train_recall.objective``) picks the trainer: a shared
+two-tower objective, or a model's own (next-item, session-parallel,
+divide-and-conquer).
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from components.io import atomic_dir, read_parquet, write_json
 from components.params import TrainRecallParams, section_dict
 from rechub_core.data.sequences import last_of_user
 from rechub_core.data.tables import TensorTable, arrow_to_tensors
-from rechub_core.models.registry import build, entry
+from rechub_core.models.registry import build
+from rechub_core.training.divide_and_conquer import fit_divide_and_conquer
 from rechub_core.training.next_item import fit_next_item
-from rechub_core.training.trainer import fit_two_tower, predict
+from rechub_core.training.objectives import DivideAndConquer, NextItem, SessionParallel
+from rechub_core.training.session_parallel import fit_session_parallel
+from rechub_core.training.trainer import fit_two_tower, needs_sampled_negatives, predict
 
 
 def latest_sequences(train: TensorTable) -> TensorTable:
@@ -39,57 +47,69 @@ def latest_sequences(train: TensorTable) -> TensorTable:
     return TensorTable({"seq": seq})
 
 
+def _sampled_negatives(samples: Path, train: TensorTable) -> None:
+    """Add ``negative_sample``'s ``neg_items`` (B, N) column to ``train``, checking the rows line up."""
+    negs = read_parquet(samples / "negatives.parquet")
+    if negs.num_rows != len(train):
+        raise DataError(
+            f"{samples / 'negatives.parquet'}: {negs.num_rows} rows but recall_train has {len(train)}; "
+            "rerun negative_sample"
+        )
+    num_neg = len(negs.column("neg_items")[0])
+    train.columns["neg_items"] = arrow_to_tensors(negs, {"neg_items": num_neg})["neg_items"]
+
+
+def train(params: TrainRecallParams, model, schema, train: TensorTable, items: TensorTable, samples: Path) -> list:
+    """Fit ``model`` with the configured objective; returns the per-epoch history."""
+    objective, config = params.objective, params.train
+    generator = torch.Generator().manual_seed(params.seed)
+    desc = "train_recall"
+    if isinstance(objective, NextItem):
+        n_items = schema.feature("item_id").vocab_size
+        return fit_next_item(model, latest_sequences(train), n_items, config, generator=generator, desc=desc)
+    if isinstance(objective, SessionParallel):
+        return fit_session_parallel(
+            model, train["user_id"], train["item_id"], objective, config, generator=generator, desc=desc
+        )
+    if isinstance(objective, DivideAndConquer):
+        return fit_divide_and_conquer(model, train, items, objective, config, generator=generator, desc=desc)
+    logq = read_parquet(samples / "logq.parquet")
+    # log of an item's expected count among a batch's positives (B q) and among a row's N sampled negatives
+    item_logq = torch.from_numpy(logq.column("train_logq").to_numpy()) + math.log(config.batch_size)
+    negatives = negative_logq = None
+    if needs_sampled_negatives(objective):
+        _sampled_negatives(samples, train)
+        negatives = "neg_items"
+        num_neg = train["neg_items"].shape[1]
+        negative_logq = torch.from_numpy(logq.column("sampler_logq").to_numpy()) + math.log(num_neg)
+    return fit_two_tower(
+        model, train, items, config, objective=objective, generator=generator,
+        item_logq=item_logq, negatives=negatives, negative_logq=negative_logq, desc=desc,
+    )
+
+
 def run(params: TrainRecallParams, *, processed: Path, samples: Path, model_dir: Path, plot: Path) -> dict:
     schema = load_schema(processed)
-    train = load_table(processed, "recall_train", schema)
+    train_table = load_table(processed, "recall_train", schema)
     items = id_indexed(load_table(processed, "items", schema), "item_id")
-    negatives_col = None
-    negative_logq = item_logq = None
-    logq = read_parquet(samples / "logq.parquet")
-    batch = params.train.batch_size
-    if params.logq_correction:
-        # expected count of an item among a batch's positives: B * q
-        item_logq = torch.from_numpy(logq.column("train_logq").to_numpy()) + math.log(batch)
-    if params.loss == "mixed":
-        negs = read_parquet(samples / "negatives.parquet")
-        if negs.num_rows != len(train):
-            raise DataError(
-                f"{samples / 'negatives.parquet'}: {negs.num_rows} rows but recall_train has {len(train)}; "
-                "rerun negative_sample"
-            )
-        num_neg = len(negs.column("neg_items")[0])
-        train.columns["neg_items"] = arrow_to_tensors(negs, {"neg_items": num_neg})["neg_items"]
-        negatives_col = "neg_items"
-        if params.logq_correction:
-            negative_logq = torch.from_numpy(logq.column("sampler_logq").to_numpy()) + math.log(num_neg)
-
-    generator = torch.Generator().manual_seed(params.seed)
     with reproducible(params.seed):
         model = build("matching", params.model, schema)
-        if entry("matching", params.model.name).objective == "next_item":
-            n_items = schema.feature("item_id").vocab_size
-            history = fit_next_item(model, latest_sequences(train), n_items, params.train, generator=generator, desc="train_recall")
-        else:
-            history = fit_two_tower(
-                model,
-                train,
-                items,
-                params.train,
-                generator=generator,
-                temperature=params.temperature,
-                item_logq=item_logq,
-                negatives=negatives_col,
-                negative_logq=negative_logq,
-                desc="train_recall",
-            )
+        history = train(params, model, schema, train_table, items, samples)
         corpus = TensorTable({k: v[1:] for k, v in items.columns.items()})  # every real item, id 1..N-1
         item_vectors = predict(model.item_embedding, corpus).astype(np.float32)
-        user_vectors = predict(model.user_embedding, load_table(processed, "recall_test", schema)).astype(np.float32)
+        test_users = load_table(processed, "recall_test", schema)
+        # small batches: a multi-interest tower runs one sequence per interest
+        user_vectors = predict(model.user_embedding, test_users, batch_size=512).astype(np.float32)
+    groups = {}
+    if hasattr(model, "interest_groups"):  # per-cluster retrieval: interest k searches the items of its group
+        groups = {"interest_groups.npy": model.interest_groups().numpy(), "item_groups.npy": corpus[model.group_feature].numpy()}
     with atomic_dir(model_dir) as out:
         save_model(out, "matching", model, params.model, schema)
         save_array(out / "item_embeddings.npy", item_vectors)
         save_array(out / "item_ids.npy", corpus["item_id"].numpy())
         save_array(out / "user_embeddings.npy", user_vectors)
+        for name, array in groups.items():
+            save_array(out / name, array)
         write_json(out / "params.json", section_dict(params))
     write_json(plot, history)
     return {"history": history}

@@ -13,7 +13,9 @@ SUMMARY_FILES = ("recall", "index", "ranking", "mtl", "export")
 
 
 def _models(as_json: bool) -> None:
-    from rechub_core.models.registry import names
+    from dataclasses import asdict
+
+    from rechub_core.models.registry import REGISTRY, names
 
     listing = names()
     if as_json:
@@ -21,6 +23,11 @@ def _models(as_json: bool) -> None:
         return
     for family, models in listing.items():
         print(f"{family}: {', '.join(models)}")
+    print("\nmatching models and what their paper trains with (train_recall.objective, and negative_sample where set):")
+    for name in listing["matching"]:
+        entry = REGISTRY["matching"][name]
+        negatives = f"  negative_sample: {json.dumps(entry.negatives)}" if entry.negatives else ""
+        print(f"  {name:<14} {json.dumps(asdict(entry.paper))}{negatives}")
 
 
 def _summary(root: Path) -> int:

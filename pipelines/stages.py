@@ -30,7 +30,15 @@ COMMON_CODE = (
     "rechub_core/features.py",
 )
 # code that builds, trains or runs models
-MODEL_CODE = ("rechub_core/models", "rechub_core/layers", "rechub_core/training", "rechub_core/data/tables.py")
+MODEL_CODE = (
+    "rechub_core/models",
+    "rechub_core/layers",
+    "rechub_core/training",
+    "rechub_core/data/tables.py",
+    "rechub_core/data/sampling.py",  # the streaming frequency estimate
+    "rechub_core/data/sequences.py",
+    "rechub_core/metrics.py",  # validation AUC for early stopping
+)
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,7 @@ STAGES: tuple[Stage, ...] = (
             "mtl_model": MTL_MODEL,
         },
         metrics={"recall": "metrics/recall.json", "ranking": "metrics/ranking.json", "mtl": "metrics/mtl.json"},
-        code=("rechub_core/metrics.py", "rechub_core/index.py", *MODEL_CODE),
+        code=("rechub_core/scoring.py", "rechub_core/retrieval.py", "rechub_core/index.py", *MODEL_CODE),
     ),
     Stage(
         "export",

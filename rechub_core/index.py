@@ -13,6 +13,8 @@ from typing import Literal
 import faiss
 import numpy as np
 
+from rechub_core.retrieval import merge_interests
+
 IndexKind = Literal["flat", "hnsw", "ivf"]
 
 
@@ -75,25 +77,48 @@ def load(path: Path) -> faiss.Index:
     return faiss.read_index(str(path))
 
 
-def search_interests(index: faiss.Index, queries: np.ndarray, k: int) -> np.ndarray:
-    """Positions for users with one or several interest vectors, merged by score.
+def _restricted(index: faiss.Index, allowed: np.ndarray) -> faiss.SearchParameters:
+    """Search parameters that keep the index's own breadth and return only the ``allowed`` positions."""
+    selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=inner.hnsw.efSearch)
+    if isinstance(inner, faiss.IndexIVF):
+        return faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
+    return faiss.SearchParameters(sel=selector)
+
+
+def search_interests(
+    index: faiss.Index,
+    queries: np.ndarray,
+    k: int,
+    *,
+    interest_groups: np.ndarray | None = None,
+    item_groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merged ``(scores, positions)``, each ``(U, K*k)``, for users with one or several interest vectors.
 
     ``queries`` is ``(U, D)`` or ``(U, K, D)``; each interest retrieves ``k``,
     the ``K*k`` results are ordered by score and an item found by several
-    interests keeps only its best-scored place (later ones become -1).
-    Returns ``(U, K*k)`` positions.
+    interests appears once, with its best score (``merge_interests``); the
+    row's tail is position -1, score -inf. With ``interest_groups (K,)`` and ``item_groups`` (position →
+    group), interest ``j`` searches only the items of group
+    ``interest_groups[j]`` (per-cluster retrieval, as Kuaishou's
+    divide-and-conquer EBR serves).
     """
     users = queries.shape[0]
-    flat = queries.reshape(-1, queries.shape[-1])  # (U*K, D)
-    scores, positions = search(index, flat, k)
-    scores, positions = scores.reshape(users, -1), positions.reshape(users, -1)  # (U, K*k)
-    order = np.argsort(-scores, axis=1, kind="stable")
-    positions = np.take_along_axis(positions, order, axis=1)
-    # duplicates: equal to the previous entry once sorted by position (stable keeps the best-scored first)
-    by_pos = np.argsort(positions, axis=1, kind="stable")
-    sorted_pos = np.take_along_axis(positions, by_pos, axis=1)
-    dup_sorted = np.zeros_like(sorted_pos, dtype=bool)
-    dup_sorted[:, 1:] = sorted_pos[:, 1:] == sorted_pos[:, :-1]
-    dup = np.zeros_like(dup_sorted)
-    np.put_along_axis(dup, by_pos, dup_sorted, axis=1)
-    return np.where(dup, -1, positions)
+    queries = queries.reshape(users, -1, queries.shape[-1])  # (U, K, D)
+    if interest_groups is None:
+        scores, positions = search(index, queries.reshape(-1, queries.shape[-1]), k)  # (U*K, k)
+    else:
+        k = min(k, index.ntotal)
+        scores = np.full((users, len(interest_groups), k), -np.inf, dtype=np.float32)
+        positions = np.full((users, len(interest_groups), k), -1, dtype=np.int64)
+        for j, group in enumerate(interest_groups):  # one search per interest slot, all users at once
+            allowed = np.flatnonzero(item_groups == group)
+            if len(allowed):
+                q = np.ascontiguousarray(queries[:, j], dtype=np.float32)
+                scores[:, j], positions[:, j] = index.search(q, k, params=_restricted(index, allowed))
+    k = scores.shape[-1]
+    positions, scores = merge_interests(positions.reshape(users, -1, k), scores.reshape(users, -1, k))
+    return scores, positions

@@ -109,3 +109,14 @@ def exclude_and_truncate(candidates: np.ndarray, excluded: np.ndarray, k: int) -
     order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
     out = np.take_along_axis(candidates, order, axis=1)
     return np.where(np.take_along_axis(keep, order, axis=1), out, -1)
+
+
+def rank_metrics(ranks: np.ndarray, k: int) -> dict[str, float]:
+    """HR@k, NDCG@k and MRR@k from 0-based ranks of one relevant item per user (the sampled protocol)."""
+    ranks = np.asarray(ranks)
+    hit = ranks < k
+    return {
+        f"hr@{k}": float(hit.mean()),
+        f"ndcg@{k}": float(np.where(hit, 1.0 / np.log2(ranks + 2), 0.0).mean()),
+        f"mrr@{k}": float(np.where(hit, 1.0 / (ranks + 1), 0.0).mean()),
+    }

@@ -10,3 +10,13 @@ def require_layers(**lists: list) -> None:
             raise ValueError(f"{name} must not be empty")
         if any(isinstance(v, int) and v < 1 for v in values):
             raise ValueError(f"{name} must hold positive sizes, got {values}")
+
+
+def check_transformer(embed_dim: int, num_heads: int, num_blocks: int, dropout: float) -> None:
+    """Sizes of a stack of Transformer blocks."""
+    if embed_dim < 1 or num_heads < 1 or embed_dim % num_heads:
+        raise ValueError(f"embed_dim ({embed_dim}) must be a positive multiple of num_heads ({num_heads})")
+    if num_blocks < 1:
+        raise ValueError(f"num_blocks must be at least 1, got {num_blocks}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")

@@ -7,39 +7,76 @@ literal, so ``params.yaml`` validates against the union of a family's configs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from torch import nn
 
 from rechub_core.features import Schema
+from rechub_core.models.matching.comirec_dr import ComiRecDR, ComiRecDRConfig
+from rechub_core.models.matching.comirec_sa import ComiRecSA, ComiRecSAConfig
+from rechub_core.models.matching.dropoutnet import DropoutNet, DropoutNetConfig
 from rechub_core.models.matching.dssm import DSSM, DSSMConfig
+from rechub_core.models.matching.facebook_dssm import FacebookDSSM, FacebookDSSMConfig
+from rechub_core.models.matching.gru4rec import GRU4Rec, GRU4RecConfig
+from rechub_core.models.matching.kuaishou_ebr import KuaishouEBR, KuaishouEBRConfig
+from rechub_core.models.matching.mind import MIND, MINDConfig
+from rechub_core.models.matching.narm import NARM, NARMConfig
 from rechub_core.models.matching.sasrec import SASRec, SASRecConfig
+from rechub_core.models.matching.youtube_sbc import YouTubeSBC, YouTubeSBCConfig
+from rechub_core.models.matching.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
+from rechub_core.models.matching.stamp import STAMP, STAMPConfig
+from rechub_core.models.matching.sine import SINE, SINEConfig
 from rechub_core.models.multi_task.mmoe import MMoE, MMoEConfig
 from rechub_core.models.ranking.dcnv2 import DCNV2, DCNV2Config
 from rechub_core.models.ranking.deepfm import DeepFM, DeepFMConfig
 from rechub_core.models.ranking.linear import LogisticRegression, LogisticRegressionConfig
+from rechub_core.training.objectives import FullSoftmax, InBatch, Listwise, NextItem, SessionParallel
+from rechub_core.training.objectives import DivideAndConquer
+from rechub_core.training.objectives import Triplet
 
 Family = Literal["matching", "ranking", "multi_task"]
 FAMILIES: tuple[Family, ...] = ("matching", "ranking", "multi_task")
 
 
-# how a matching model trains: its two towers in any of the trainer's softmax modes,
-# or the paper's own next-item objective over the user's sequence (sequential models)
-Objective = Literal["two_tower", "next_item"]
-
-
 @dataclass(frozen=True)
 class Entry:
+    """A registered model. For matching models, ``paper`` is the objective (a config from
+    ``rechub_core.training.objectives``) its paper trains with, which ``rechub models``, the
+    learning tests and the README table use; ``negatives`` the keys of params.yaml's
+    ``negative_sample`` section its paper's recipe sets (for objectives that score sampled
+    negatives); ``own`` lists the model-specific objectives it supports besides the shared
+    two-tower ones."""
+
     model: type[nn.Module]
     config: type
-    objective: Objective = "two_tower"
+    paper: Any = None
+    negatives: dict[str, Any] = field(default_factory=dict)
+    own: tuple[type, ...] = ()
 
 
 REGISTRY: dict[Family, dict[str, Entry]] = {
     "matching": {
-        "dssm": Entry(DSSM, DSSMConfig),
-        "sasrec": Entry(SASRec, SASRecConfig, objective="next_item"),
+        "dssm": Entry(DSSM, DSSMConfig, paper=InBatch()),
+        "facebook_dssm": Entry(
+            # easy negatives drawn at random from the whole pool, many per online hard one (the paper blends 100:1; 32:1 here)
+            FacebookDSSM, FacebookDSSMConfig, paper=Triplet(margin=0.2, hard_negatives=1),
+            negatives={"distribution": "uniform", "num_negatives": 32},
+        ),
+        "youtube_sbc": Entry(
+            YouTubeSBC, YouTubeSBCConfig, paper=InBatch(temperature=0.05, logq_correction="streaming")
+        ),
+        "dropoutnet": Entry(DropoutNet, DropoutNetConfig, paper=InBatch()),
+        "sasrec": Entry(SASRec, SASRecConfig, paper=NextItem(), own=(NextItem,)),
+        "gru4rec": Entry(GRU4Rec, GRU4RecConfig, paper=SessionParallel(), own=(SessionParallel,)),
+        "narm": Entry(NARM, NARMConfig, paper=FullSoftmax()),
+        "mind": Entry(MIND, MINDConfig, paper=Listwise()),
+        "comirec_dr": Entry(ComiRecDR, ComiRecDRConfig, paper=Listwise()),
+        "comirec_sa": Entry(ComiRecSA, ComiRecSAConfig, paper=Listwise()),
+        "youtube_dnn": Entry(YouTubeDNN, YouTubeDNNConfig, paper=Listwise()),
+        "stamp": Entry(STAMP, STAMPConfig, paper=FullSoftmax()),
+        "sine": Entry(SINE, SINEConfig, paper=Listwise()),
+        "kuaishou_ebr": Entry(KuaishouEBR, KuaishouEBRConfig, paper=DivideAndConquer(), own=(DivideAndConquer,)),
     },
     "ranking": {
         "deepfm": Entry(DeepFM, DeepFMConfig),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 
 def sampled_softmax(
@@ -55,3 +58,110 @@ def sampled_softmax(
     own = counts[inverse].to(user.dtype)  # (B,)
     lse = lse + torch.log1p(-torch.exp(target - lse) * (1 - 1 / own))
     return (lse - (target - own.log())).mean()
+
+
+def _accidental(neg_ids: torch.Tensor, pos_ids: torch.Tensor) -> torch.Tensor:
+    """``(B, N)``: where a negative is the row's own positive."""
+    return neg_ids == pos_ids.unsqueeze(1)
+
+
+def pair_scores(user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw scores ``(B,)`` of the positives and ``(B, N)`` of the negatives."""
+    return (user * pos).sum(dim=-1), torch.einsum("bd,bnd->bn", user, neg)
+
+
+def pointwise_bce(user, pos, neg, pos_ids, neg_ids, *, temperature: float) -> torch.Tensor:
+    """Binary cross-entropy on scores / T: the positive labelled 1, each negative 0 (accidental hits left out).
+
+    Averaged over every scored (row, candidate), so a row weighs ``1 + N`` candidates.
+    """
+    s_pos, s_neg = pair_scores(user, pos, neg)
+    keep = (~_accidental(neg_ids, pos_ids)).to(user.dtype)  # (B, N)
+    pos_loss = F.softplus(-s_pos / temperature)  # -log sigmoid(s)
+    neg_loss = F.softplus(s_neg / temperature) * keep  # -log(1 - sigmoid(s))
+    return (pos_loss.sum() + neg_loss.sum()) / (len(pos_loss) + keep.sum())
+
+
+def bpr(user, pos, neg, pos_ids, neg_ids, *, temperature: float) -> torch.Tensor:
+    """BPR: mean over (positive, negative) pairs of ``-log sigmoid((s+ - s-) / T)``."""
+    s_pos, s_neg = pair_scores(user, pos, neg)
+    keep = (~_accidental(neg_ids, pos_ids)).to(user.dtype)
+    loss = F.softplus(-(s_pos.unsqueeze(1) - s_neg) / temperature) * keep  # (B, N)
+    return loss.sum() / keep.sum().clamp(min=1)
+
+
+def triplet(user, pos, neg, pos_ids, neg_ids, *, margin: float) -> torch.Tensor:
+    """Facebook EBR's triplet loss: mean over pairs of ``max(0, margin - (s+ - s-))``."""
+    s_pos, s_neg = pair_scores(user, pos, neg)
+    keep = (~_accidental(neg_ids, pos_ids)).to(user.dtype)
+    loss = torch.relu(margin - (s_pos.unsqueeze(1) - s_neg)) * keep
+    return loss.sum() / keep.sum().clamp(min=1)
+
+
+def listwise_softmax(
+    user, pos, neg, pos_ids, neg_ids, *, temperature: float,
+    pos_logq: torch.Tensor | None = None, neg_logq: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sampled softmax over ``[positive, negatives]`` with scores / T, minus each candidate's log Q if given."""
+    s_pos, s_neg = pair_scores(user, pos, neg)
+    logits = torch.cat([s_pos.unsqueeze(1), s_neg], dim=1) / temperature  # (B, 1+N)
+    if neg_logq is not None:
+        logits = logits - torch.cat([pos_logq.unsqueeze(1), neg_logq], dim=1)
+    hits = torch.cat([torch.zeros_like(pos_ids, dtype=torch.bool).unsqueeze(1), _accidental(neg_ids, pos_ids)], 1)
+    logits = logits.masked_fill(hits, float("-inf"))
+    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+
+
+def full_softmax(user: torch.Tensor, corpus: torch.Tensor, target: torch.Tensor, *, temperature: float) -> torch.Tensor:
+    """Cross-entropy over every item: ``user (B, D)``, ``corpus (N, D)``, ``target (B,)`` rows of ``corpus``."""
+    return F.cross_entropy(user @ corpus.T / temperature, target)
+
+
+def hardest_in_batch(
+    user: torch.Tensor, pos: torch.Tensor, pos_ids: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the ``k`` other in-batch positives the current model scores highest (Huang et al., KDD 2020).
+
+    The choice is made without gradient; the returned vectors ``(B, k, D)`` keep
+    theirs. Returns ``(vectors, ids (B, k))``; fewer distinct items than
+    ``k + 1`` gives fewer negatives.
+    """
+    unique, inverse = torch.unique(pos_ids, return_inverse=True)  # (U,), (B,)
+    first = torch.zeros_like(unique).scatter_reduce_(0, inverse, torch.arange(len(pos_ids)), "amin", include_self=False)
+    candidates = pos[first]  # (U, D): one vector per distinct item
+    k = min(k, len(unique) - 1)
+    with torch.no_grad():
+        scores = user @ candidates.T  # (B, U)
+        scores.scatter_(1, inverse.unsqueeze(1), float("-inf"))  # never the row's own item
+        top = scores.topk(k, dim=1).indices  # (B, k)
+    return candidates[top], unique[top]
+
+
+def shared_sampled_softmax(
+    user, pos, pos_ids, neg, neg_ids, *, temperature: float,
+    pos_logq: torch.Tensor | None = None, neg_logq: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sampled softmax whose negatives are every sample drawn for the batch, shared by all rows.
+
+    As the papers' sampled softmax (TensorFlow's ``sampled_softmax_loss``): the
+    ``B * N`` samples form one candidate set, each distinct item scored once
+    and counted as often as it was drawn. With ``neg_logq (B, N)`` (log of an
+    item's expected count among one row's ``N`` samples) the correction
+    subtracts the log of its expected count among all ``B * N``, from the
+    sampled items and, with ``pos_logq`` on the same scale, from the positive.
+    A sample equal to a row's positive is masked for that row.
+    """
+    b, n, d = neg.shape
+    flat_ids = neg_ids.reshape(-1)  # (B*N,)
+    unique, inverse, counts = torch.unique(flat_ids, return_inverse=True, return_counts=True)  # (U,)
+    first = torch.zeros_like(unique).scatter_reduce_(0, inverse, torch.arange(len(flat_ids)), "amin", include_self=False)
+    bias = counts.log().to(user.dtype)  # (U,): a sample drawn k times counts k times
+    shift = math.log(b)  # expected count among B rows' samples = B x among one row's
+    pos_logit = (user * pos).sum(dim=-1) / temperature  # (B,)
+    if neg_logq is not None:
+        bias = bias - (neg_logq.reshape(-1)[first] + shift)
+        pos_logit = pos_logit - (pos_logq + shift)
+    logits = user @ neg.reshape(-1, d)[first].T / temperature + bias  # (B, U)
+    logits = logits.masked_fill(unique.unsqueeze(0) == pos_ids.unsqueeze(1), float("-inf"))
+    lse = torch.logaddexp(pos_logit, torch.logsumexp(logits, dim=1))
+    return (lse - pos_logit).mean()

@@ -2,8 +2,8 @@
 
 ``fit_pointwise`` trains anything that maps a batch to logits ``(B,)`` or
 ``(B, T)`` with BCE-with-logits; ``fit_two_tower`` trains a matching model's
-two towers with (mixed) in-batch sampled softmax. Both feed models from
-``TensorTable`` index slices and report per-epoch figures.
+two towers with any shared objective of ``rechub_core.training.objectives``.
+Both feed models from ``TensorTable`` index slices and report per-epoch figures.
 """
 
 from __future__ import annotations
@@ -20,9 +20,28 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from rechub_core.data.sampling import StreamingFrequency
 from rechub_core.data.tables import Batch, BatchSource, TensorTable
 from rechub_core.metrics import auc
-from rechub_core.training.losses import sampled_softmax
+from rechub_core.training.losses import (
+    bpr,
+    full_softmax,
+    hardest_in_batch,
+    pointwise_bce,
+    sampled_softmax,
+    shared_sampled_softmax,
+    triplet,
+)
+from rechub_core.training.objectives import (
+    FullSoftmax,
+    InBatch,
+    Listwise,
+    Mixed,
+    Objective,
+    Pairwise,
+    Pointwise,
+    Triplet,
+)
 from rechub_core.training.optim import Optimizers, adam_for, trains_with_sparse_embeddings
 
 
@@ -148,6 +167,81 @@ def fit_pointwise(
     return history
 
 
+def _row_users(model: nn.Module, batch: Batch, items: TensorTable, pos: torch.Tensor, pos_ids: torch.Tensor):
+    """The user vector ``(B, D)`` that scores each row's candidates.
+
+    A model with one user vector per item cluster (``task_embedding``, Kuaishou
+    EBR) uses the positive's cluster's; other multi-interest models reduce
+    their ``(B, K, D)`` with ``interest_for(user, pos)``.
+    """
+    if hasattr(model, "task_embedding"):
+        return model.task_embedding(batch, items[model.group_feature][pos_ids])  # items row = item id
+    user = model.user_embedding(batch)
+    return model.interest_for(user, pos) if user.dim() == 3 else user
+
+
+def two_tower_loss(
+    model: nn.Module,
+    batch: Batch,
+    items: TensorTable,
+    objective: Objective,
+    *,
+    pos_logq: torch.Tensor | None = None,
+    negatives: str | None = None,
+    negative_logq: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One batch's loss under a shared two-tower ``objective`` (see ``rechub_core.training.objectives``).
+
+    ``pos_logq (B,)``: log of each row's positive's expected count among a
+    batch's positives (in-batch log-Q); ``negatives``: the batch column of sampled negatives
+    ``(B, N)``; ``negative_logq[i]``: log of item i's expected count among a
+    row's sampled negatives.
+    """
+    pos_ids = batch["item_id"]  # (B,)
+    full = isinstance(objective, FullSoftmax)
+    if full:
+        neg_ids = torch.arange(1, len(items), dtype=pos_ids.dtype)  # every real item
+    elif negatives is not None:
+        neg_ids = batch[negatives]  # (B, N)
+    else:
+        neg_ids = pos_ids[:0]
+    # each distinct item goes through the item tower once per batch
+    unique, inverse = torch.unique(torch.cat([pos_ids, neg_ids.reshape(-1)]), return_inverse=True)
+    vectors = model.item_embedding(items.take(unique))[inverse]  # (B + |neg|, D)
+    pos = vectors[: len(pos_ids)]  # (B, D)
+    user = _row_users(model, batch, items, pos, pos_ids)  # (B, D)
+    if full:
+        return full_softmax(user, vectors[len(pos_ids) :], pos_ids - 1, temperature=objective.temperature)
+    if isinstance(objective, InBatch):
+        return sampled_softmax(user, pos, pos_ids, temperature=objective.temperature, pos_logq=pos_logq)
+    neg = vectors[len(pos_ids) :].reshape(*neg_ids.shape, -1)  # (B, N, D)
+    if isinstance(objective, Mixed):
+        return sampled_softmax(
+            user, pos, pos_ids, temperature=objective.temperature, pos_logq=pos_logq,
+            neg=neg, neg_ids=neg_ids, neg_logq=negative_logq[neg_ids] if negative_logq is not None else None,
+        )
+    if isinstance(objective, Listwise):
+        logq = {}
+        if negative_logq is not None:
+            logq = {"pos_logq": negative_logq[pos_ids], "neg_logq": negative_logq[neg_ids]}
+        return shared_sampled_softmax(user, pos, pos_ids, neg, neg_ids, temperature=objective.temperature, **logq)
+    if isinstance(objective, Pointwise):
+        return pointwise_bce(user, pos, neg, pos_ids, neg_ids, temperature=objective.temperature)
+    if objective.hard_negatives:  # Pairwise / Triplet: add the current model's hardest in-batch items
+        hard, hard_ids = hardest_in_batch(user, pos, pos_ids, objective.hard_negatives)
+        neg, neg_ids = torch.cat([neg, hard], dim=1), torch.cat([neg_ids, hard_ids], dim=1)  # (B, N+k, D)
+    if isinstance(objective, Pairwise):
+        return bpr(user, pos, neg, pos_ids, neg_ids, temperature=objective.temperature)
+    if isinstance(objective, Triplet):
+        return triplet(user, pos, neg, pos_ids, neg_ids, margin=objective.margin)
+    raise ValueError(f"{objective.name!r} is not a two-tower objective")
+
+
+def needs_sampled_negatives(objective: Objective) -> bool:
+    """Whether the objective scores the ``negative_sample`` stage's negatives."""
+    return isinstance(objective, Pointwise | Pairwise | Triplet | Listwise | Mixed)
+
+
 @trains_with_sparse_embeddings
 def fit_two_tower(
     model: nn.Module,
@@ -155,21 +249,39 @@ def fit_two_tower(
     items: TensorTable,
     config: TrainConfig,
     *,
+    objective: Objective,
     generator: torch.Generator,
-    temperature: float,
     item_logq: torch.Tensor | None = None,
     negatives: str | None = None,
     negative_logq: torch.Tensor | None = None,
     desc: str = "train",
 ) -> list[dict[str, float]]:
-    """Train ``user_embedding`` / ``item_embedding`` with in-batch sampled softmax.
+    """Train ``user_embedding`` / ``item_embedding`` with a shared two-tower ``objective``.
 
     ``train`` rows hold user features and the positive ``item_id``; ``items``
-    holds every item's features, row = item id. ``item_logq[i]`` is the log of
-    item i's expected count in a batch (log-Q correction of in-batch
-    negatives). ``negatives`` names a ``(B, N)`` column of sampled negatives
-    mixed into the softmax, corrected by ``negative_logq``.
+    holds every item's features, row = item id. Multi-interest models reduce
+    their ``(B, K, D)`` user to one vector per row (see ``_row_users``);
+    a model with ``regularization()`` has it added to every step's loss.
+    ``item_logq[i]`` is the log of item i's expected count among a batch's
+    positives, used where the objective's ``logq_correction`` asks; with ``InBatch(logq_correction="streaming")`` it comes from
+    ``StreamingFrequency`` over the batches seen so far instead. ``negatives``
+    and ``negative_logq`` as in ``two_tower_loss``.
     """
+    if needs_sampled_negatives(objective) and negatives is None:
+        raise ValueError(f"objective {objective.name!r} needs a column of sampled negatives")
+    correct = getattr(objective, "logq_correction", False)  # InBatch: a name; Listwise / Mixed: a flag
+    if not (isinstance(objective, Mixed) and correct or isinstance(objective, InBatch) and correct == "counts"):
+        item_logq = None
+    elif item_logq is None:
+        raise ValueError(f"objective {objective.name!r} with log-Q correction needs item_logq")
+    if not (isinstance(objective, Listwise | Mixed) and correct):
+        negative_logq = None
+    elif negative_logq is None:
+        raise ValueError(f"objective {objective.name!r} with log-Q correction needs negative_logq")
+    streaming = None
+    if isinstance(objective, InBatch) and objective.logq_correction == "streaming":
+        streaming = StreamingFrequency(len(items))
+    regularization = getattr(model, "regularization", None)
     optimizer = optimizer_for(model, config)
     history: list[dict[str, float]] = []
     for epoch in range(1, config.epochs + 1):
@@ -177,22 +289,17 @@ def fit_two_tower(
         total, count = 0.0, 0
         drop_last = len(train) > config.batch_size  # a short last batch would have few in-batch negatives
         for batch in epoch_batches(train, config, generator=generator, epoch=epoch, desc=desc, drop_last=drop_last):
-            pos_ids = batch["item_id"]  # (B,)
-            user = model.user_embedding(batch)  # (B, D)
-            neg_ids = batch[negatives] if negatives is not None else pos_ids[:0]  # (B, N)
-            # each distinct item goes through the item tower once per batch
-            unique, inverse = torch.unique(torch.cat([pos_ids, neg_ids.reshape(-1)]), return_inverse=True)
-            item_vectors = model.item_embedding(items.take(unique))[inverse]  # (B + B*N, D)
-            pos = item_vectors[: len(pos_ids)]  # (B, D)
-            kwargs = {}
-            if item_logq is not None:
-                kwargs["pos_logq"] = item_logq[pos_ids]
-            if negatives is not None:
-                kwargs["neg"] = item_vectors[len(pos_ids) :].reshape(*neg_ids.shape, -1)  # (B, N, D)
-                kwargs["neg_ids"] = neg_ids
-                if negative_logq is not None:
-                    kwargs["neg_logq"] = negative_logq[neg_ids]
-            loss = sampled_softmax(user, pos, pos_ids, temperature=temperature, **kwargs)
+            pos_ids = batch["item_id"]
+            pos_logq = item_logq[pos_ids] if item_logq is not None else None
+            if streaming is not None:
+                streaming.update(pos_ids)
+                pos_logq = streaming.log_frequency(pos_ids)
+            loss = two_tower_loss(
+                model, batch, items, objective, pos_logq=pos_logq,
+                negatives=negatives, negative_logq=negative_logq,
+            )
+            if regularization is not None:
+                loss = loss + regularization()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -47,10 +47,32 @@ def test_search_interests_merges_by_score_and_drops_duplicates():
     index = ann.build(items, "flat")
     # one user, two interests: axis 0 (strongly) and a mix of axes 0/1
     queries = np.array([[[1.0, 0, 0, 0], [0.6, 0.8, 0, 0]]], dtype=np.float32)
-    merged = ann.search_interests(index, queries, 2)
+    scores, merged = ann.search_interests(index, queries, 2)
     # scores: item0=1.0 (interest 1), item1=0.8, item0=0.6 (duplicate), item2/3=0
     kept = [p for p in merged[0].tolist() if p >= 0]
     assert kept[:2] == [0, 1] and kept.count(0) == 1
+    np.testing.assert_allclose(scores[0, :2], [1.0, 0.8], rtol=1e-6)
+    assert np.isneginf(scores[merged < 0]).all()
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_grouped_interests_search_only_their_group(kind):
+    rng = np.random.default_rng(0)
+    items = rng.normal(size=(400, 8)).astype(np.float32)
+    groups = np.arange(400) % 4  # position -> group
+    index = ann.build(items, kind, ivf_nlist=4, ivf_nprobe=4)
+    queries = rng.normal(size=(5, 3, 8)).astype(np.float32)  # interests for groups 2, 0, 3
+    interest_groups = np.array([2, 0, 3])
+    scores, positions = ann.search_interests(index, queries, 10, interest_groups=interest_groups, item_groups=groups)
+    assert positions.shape == (5, 30) and (positions >= 0).all()
+    found = groups[positions]
+    assert set(np.unique(found)) <= {0, 2, 3}
+    if kind == "flat":  # exact: interest j's results are the top of its own group
+        for j, g in enumerate(interest_groups):
+            member = np.flatnonzero(groups == g)
+            best = member[np.argsort(-(queries[:, j] @ items[member].T), axis=1)[:, :10]]
+            for u in range(5):
+                assert set(best[u]) <= set(positions[u])
 
 
 def test_unknown_kind_is_rejected():

@@ -18,7 +18,7 @@ from tests.conftest import ROOT, tiny_params_dict
 pytestmark = pytest.mark.slow
 
 METRIC_KEYS = {
-    "recall.json": {"recall@50", "ndcg@50", "hit@50", "popularity_recall@50"},
+    "recall.json": {"recall@50", "ndcg@50", "hit@50", "precision@50", "mrr@50", "popularity_recall@50", "index_recall@50"},
     "index.json": {"ann_recall@50_vs_exact"},
     "ranking.json": {"auc", "logloss", "gauc", "lr_auc"},
     "mtl.json": {"click_auc", "conversion_auc"},

@@ -127,3 +127,104 @@ def test_distinct_item_form_equals_the_definition_with_duplicates(mixed):
     (grad,) = torch.autograd.grad(ours, user)
     (expected_grad,) = torch.autograd.grad(expected, user)
     torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-6)
+
+
+# the shared two-tower objectives, hand-computed on one row with two negatives
+USER = torch.tensor([[1.0, 0.0]])
+POS = torch.tensor([[2.0, 0.0]])  # score 2
+NEG = torch.tensor([[[1.0, 5.0], [-1.0, 0.0]]])  # scores 1 and -1
+POS_ID, NEG_IDS = torch.tensor([4]), torch.tensor([[7, 8]])
+
+
+def _sig(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def test_pointwise_bce_hand_computed_with_temperature():
+    from rechub_core.training.losses import pointwise_bce
+
+    got = pointwise_bce(USER, POS, NEG, POS_ID, NEG_IDS, temperature=0.5)
+    expected = (-math.log(_sig(4)) - math.log(1 - _sig(2)) - math.log(1 - _sig(-2))) / 3
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_bpr_and_triplet_hand_computed():
+    from rechub_core.training.losses import bpr, triplet
+
+    got = bpr(USER, POS, NEG, POS_ID, NEG_IDS, temperature=2.0)
+    assert got.item() == pytest.approx((-math.log(_sig(0.5)) - math.log(_sig(1.5))) / 2, rel=1e-5)
+    got = triplet(USER, POS, NEG, POS_ID, NEG_IDS, margin=1.5)
+    assert got.item() == pytest.approx((0.5 + 0.0) / 2)  # margin - (2 - 1) = 0.5; margin - (2 + 1) < 0
+
+
+def test_listwise_softmax_hand_computed_with_logq():
+    from rechub_core.training.losses import listwise_softmax
+
+    got = listwise_softmax(USER, POS, NEG, POS_ID, NEG_IDS, temperature=1.0)
+    logits = torch.tensor([2.0, 1.0, -1.0])
+    assert got.item() == pytest.approx((torch.logsumexp(logits, 0) - 2).item(), rel=1e-6)
+    corrected = listwise_softmax(USER, POS, NEG, POS_ID, NEG_IDS, temperature=1.0,
+                                 pos_logq=torch.tensor([0.5]), neg_logq=torch.tensor([[1.0, -1.0]]))
+    logits = torch.tensor([1.5, 0.0, 0.0])
+    assert corrected.item() == pytest.approx((torch.logsumexp(logits, 0) - 1.5).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["pointwise_bce", "bpr", "triplet", "listwise_softmax"])
+def test_sampled_negative_equal_to_the_positive_is_masked(name):
+    from rechub_core.training import losses
+
+    fn = getattr(losses, name)
+    kwargs = {"margin": 1.5} if name == "triplet" else {"temperature": 1.0}
+    hit = fn(USER, POS, NEG, POS_ID, torch.tensor([[4, 8]]), **kwargs)  # the first negative is item 4 itself
+    alone = fn(USER, POS, NEG[:, 1:], POS_ID, NEG_IDS[:, 1:], **kwargs)
+    assert hit.item() == pytest.approx(alone.item(), rel=1e-6)
+
+
+def test_full_softmax_is_cross_entropy_over_the_corpus():
+    from rechub_core.training.losses import full_softmax
+
+    corpus = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    got = full_softmax(USER, corpus, torch.tensor([2]), temperature=0.5)
+    logits = torch.tensor([2.0, 0.0, 2.0])
+    assert got.item() == pytest.approx((torch.logsumexp(logits, 0) - 2.0).item(), rel=1e-6)
+
+
+def test_hardest_in_batch_picks_the_top_scored_other_items():
+    from rechub_core.training.losses import hardest_in_batch
+
+    user = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    pos = torch.tensor([[0.1, 0.0], [0.9, 0.0], [0.0, 0.5], [0.9, 0.0]])[[0, 1, 2, 3]]
+    pos_ids = torch.tensor([1, 2, 3, 2])  # item 2 twice
+    vectors, ids = hardest_in_batch(user.repeat(2, 1), pos, pos_ids, 2)
+    # row 0 (user axis 0, own item 1): items 2 (0.9) then 3 (0.0); row 1 (axis 1, own item 2): 3 (0.5), 1 (0.0)
+    assert ids[0].tolist() == [2, 3] and ids[1].tolist() == [3, 1]
+    assert ids[3].tolist() == [3, 1]  # never its own item, even though it is in the batch twice
+    torch.testing.assert_close(vectors[0, 0], torch.tensor([0.9, 0.0]))
+    assert hardest_in_batch(user[:1], pos[:1], pos_ids[:1], 3)[1].shape == (1, 0)  # nothing else in the batch
+
+
+def test_shared_sampled_softmax_equals_the_explicit_shared_candidate_set():
+    from rechub_core.training.losses import shared_sampled_softmax
+
+    g = torch.Generator().manual_seed(0)
+    b, n, d = 3, 2, 4
+    user, pos = torch.randn(b, d, generator=g), torch.randn(b, d, generator=g)
+    pos_ids = torch.tensor([1, 2, 3])
+    neg_ids = torch.tensor([[5, 6], [5, 2], [7, 5]])  # item 5 drawn three times; row 1 draws its own positive
+    table = torch.randn(8, d, generator=g)
+    neg = table[neg_ids]
+    neg_logq = torch.log(torch.rand(8, generator=g))[neg_ids]
+    pos_logq = torch.tensor([-1.0, -2.0, -0.5])
+    got = shared_sampled_softmax(user, pos, pos_ids, neg, neg_ids, temperature=0.5, pos_logq=pos_logq, neg_logq=neg_logq)
+    # explicit: every one of the B*N samples is a column (duplicates included), corrected by log(B) + its logq
+    cols = (user @ neg.reshape(-1, d).T) / 0.5 - (neg_logq.reshape(-1) + math.log(b))  # (B, B*N)
+    cols = cols.masked_fill(neg_ids.reshape(1, -1) == pos_ids[:, None], float("-inf"))
+    pos_logit = (user * pos).sum(1) / 0.5 - (pos_logq + math.log(b))
+    expected = (torch.logsumexp(torch.cat([pos_logit[:, None], cols], 1), 1) - pos_logit).mean()
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    # one row: the same as the per-row listwise softmax
+    from rechub_core.training.losses import listwise_softmax
+
+    one = shared_sampled_softmax(user[:1], pos[:1], pos_ids[:1], neg[:1], neg_ids[:1], temperature=1.0)
+    assert one.item() == pytest.approx(listwise_softmax(user[:1], pos[:1], neg[:1], pos_ids[:1], neg_ids[:1],
+                                                        temperature=1.0).item(), rel=1e-6)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from rechub_core.metrics import auc, exclude_and_truncate, gauc, logloss, topk_metrics
+from rechub_core.metrics import auc, exclude_and_truncate, gauc, logloss, rank_metrics, topk_metrics
 
 
 def test_topk_metrics_hand_computed():
@@ -82,13 +82,9 @@ def test_gauc_equals_per_group_sklearn_average():
     assert gauc(groups, labels, scores) == pytest.approx(np.average(expected, weights=weights))
 
 
-def test_excluding_seen_pairs_uses_the_full_item_range():
-    """Pair codes user * n_items + item must not collide for items never interacted with."""
-    from components.evaluate import _excluded
-
-    n_items = 10  # ids 0..9; suppose only ids <= 4 appear in training
-    seen = np.unique(np.array([1 * n_items + 2]))  # user 1 saw item 2
-    users = np.array([0, 1])
-    candidates = np.array([[12 - n_items, 9], [2, 9]])  # user 0: items 2, 9; user 1: items 2, 9
-    excluded = _excluded(users, candidates, seen, n_items)
-    np.testing.assert_array_equal(excluded, [[False, False], [True, False]])
+def test_rank_metrics_hand_computed():
+    ranks = np.array([0, 3, 10, 1])  # 0-based ranks of the held-out item
+    m = rank_metrics(ranks, 10)
+    assert m["hr@10"] == pytest.approx(3 / 4)
+    assert m["ndcg@10"] == pytest.approx((1 + 1 / np.log2(5) + 0 + 1 / np.log2(3)) / 4)
+    assert m["mrr@10"] == pytest.approx((1 + 1 / 4 + 0 + 1 / 2) / 4)

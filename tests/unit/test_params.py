@@ -42,6 +42,13 @@ def test_repository_params_load():
         (lambda p: p["train_recall"]["model"].update(tower_dims=[]), "train_recall.model: Value error, tower_dims must not be empty"),
         (lambda p: p["train_mtl"]["model"].update(expert_dims=[]), "train_mtl.model: Value error, expert_dims must not be empty"),
         (lambda p: p["train_ranker"]["model"].update(mlp_dims=[0]), "train_ranker.model: Value error, mlp_dims must hold positive"),
+        (lambda p: p["train_recall"]["objective"].update(name="softmax"), "train_recall.objective.name: Input should be one of"),
+        (lambda p: p["train_recall"]["objective"].update(temperature=0), "train_recall.objective: Value error, temperature must be positive"),
+        (lambda p: p["train_recall"]["objective"].update(logq_correction="yes"), "train_recall.objective.logq_correction: Input should be 'none', 'counts' or 'streaming'"),
+        (lambda p: p["train_recall"]["objective"].pop("temperature"), "train_recall.objective.temperature: missing key"),
+        (lambda p: p["train_recall"].update(objective={"name": "next_item"}), "train_recall: Value error, objective 'next_item' is specific to ['sasrec']"),
+        (lambda p: p["evaluate"]["protocol"].update(name="sampled"), "evaluate.protocol.negatives: missing key"),
+        (lambda p: p["evaluate"].update(diversity=-1), "evaluate.diversity: Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_params_name_the_key(edit, message):
@@ -81,3 +88,21 @@ def test_models_json_lists_the_registry(capsys):
     assert listing == names()
     assert set(listing) == {"matching", "ranking", "multi_task"}
     assert "dssm" in listing["matching"] and "deepfm" in listing["ranking"] and "mmoe" in listing["multi_task"]
+
+
+def test_every_paper_recipe_is_valid_params(capsys):
+    """``rechub models`` prints each matching model's paper objective and negatives; each must load as params."""
+    from dataclasses import asdict
+
+    from rechub_core.models.registry import REGISTRY
+
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, entry in REGISTRY["matching"].items():
+        params = parse({
+            **base,
+            "negative_sample": {**base["negative_sample"], **entry.negatives},
+            "train_recall": {**base["train_recall"], "model": asdict(entry.config()), "objective": asdict(entry.paper)},
+        })
+        assert params.train_recall.objective == entry.paper, name
+    assert main(["models"]) == 0
+    assert 'facebook_dssm  {"name": "triplet"' in capsys.readouterr().out

@@ -45,3 +45,75 @@ def test_sampler_is_deterministic_given_the_generator():
     a = sample_negatives(probs, np.zeros(5, dtype=np.int64), 3, np.random.default_rng(7))
     b = sample_negatives(probs, np.zeros(5, dtype=np.int64), 3, np.random.default_rng(7))
     np.testing.assert_array_equal(a, b)
+
+
+def test_streaming_frequency_estimates_appearances_per_step():
+    """Yi et al.'s estimator: an item in a batch with probability p per step is estimated at about p."""
+    import torch
+
+    from rechub_core.data.sampling import StreamingFrequency
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.tensor([0.0, 0.9, 0.5, 0.2, 0.05])  # id 0 never appears
+    estimator = StreamingFrequency(len(p), alpha=0.01)
+    for _ in range(4000):
+        present = torch.rand(len(p), generator=g) < p
+        estimator.update(torch.nonzero(present).squeeze(1))
+    estimate = estimator.log_frequency(torch.arange(1, 5)).exp()
+    torch.testing.assert_close(estimate, p[1:], rtol=0.15, atol=0.0)
+
+
+
+def test_streaming_frequency_counts_repeats_within_a_step():
+    """An item appearing k times in every batch is estimated at about k appearances per step."""
+    import torch
+
+    from rechub_core.data.sampling import StreamingFrequency
+
+    estimator = StreamingFrequency(4, alpha=0.01)
+    for _ in range(2000):
+        estimator.update(torch.tensor([1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3]))
+    torch.testing.assert_close(estimator.log_frequency(torch.tensor([1, 2, 3])).exp(),
+                               torch.tensor([1.0, 3.0, 8.0]), rtol=0.06, atol=0.0)
+
+
+def test_streaming_frequency_buckets_by_modulo_when_smaller_than_the_vocabulary():
+    import torch
+
+    from rechub_core.data.sampling import StreamingFrequency
+
+    estimator = StreamingFrequency(4)
+    estimator.update(torch.tensor([5]))  # bucket 1
+    assert estimator.last[1] == 1 and estimator.last[0] == 0
+    with pytest.raises(ValueError):
+        StreamingFrequency(0)
+
+
+@pytest.mark.parametrize("correction", [True, False])
+def test_logq_correction_removes_the_popularity_bias_of_in_batch_negatives(correction):
+    """Planted: positives drawn from a Zipf popularity, no user signal. The in-batch softmax then
+    learns item scores; with log-Q correction they recover log-popularity (slope about 1), without it
+    popular items are penalised as negatives as often as they are rewarded as positives (slope about 0)."""
+    import torch
+
+    from rechub_core.training.losses import sampled_softmax
+
+    g = torch.Generator().manual_seed(0)
+    n, batch = 30, 256
+    p = 1.0 / torch.arange(1, n + 1, dtype=torch.float64)
+    p = (p / p.sum()).float()
+    bias = torch.zeros(n, 1, requires_grad=True)
+    opt = torch.optim.Adam([bias], lr=0.05)
+    for _ in range(600):
+        ids = torch.multinomial(p, batch, replacement=True, generator=g)
+        logq = torch.log(batch * p[ids]) if correction else None
+        loss = sampled_softmax(torch.ones(batch, 1), bias[ids], ids, temperature=1.0, pos_logq=logq)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    x, y = torch.log(p), bias.detach().squeeze(1)
+    slope = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+    if correction:
+        assert 0.8 < slope < 1.2, slope
+    else:
+        assert abs(slope) < 0.3, slope

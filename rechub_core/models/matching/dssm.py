@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rechub_core.features import Schema
-from rechub_core.layers import MLP, FlatInput
+from rechub_core.layers import FlatInput, Tower
 from rechub_core.models.config import require_layers
 
 
@@ -41,16 +40,14 @@ class DSSM(nn.Module):
         self.user_input = FlatInput(schema.features("user"), config.embed_dim)
         self.item_input = FlatInput(schema.features("item"), config.embed_dim)
         *hidden, out = config.tower_dims
-        self.user_tower = MLP(self.user_input.output_dim, hidden, dropout=config.dropout, output_dim=out)
-        self.item_tower = MLP(self.item_input.output_dim, hidden, dropout=config.dropout, output_dim=out)
+        tower = {"dropout": config.dropout, "output_dim": out, "normalize": config.similarity == "cosine"}
+        self.user_tower = Tower(self.user_input.output_dim, hidden, **tower)
+        self.item_tower = Tower(self.item_input.output_dim, hidden, **tower)
         self.user_features = list(schema.groups["user"])
         self.item_features = list(schema.groups["item"])
 
-    def _finish(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=-1) if self.config.similarity == "cosine" else x
-
     def user_embedding(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self._finish(self.user_tower(self.user_input(batch)))  # (B, D)
+        return self.user_tower(self.user_input(batch))  # (B, D)
 
     def item_embedding(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self._finish(self.item_tower(self.item_input(batch)))  # (N, D)
+        return self.item_tower(self.item_input(batch))  # (N, D)

@@ -19,8 +19,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from rechub_core.features import Schema, SequenceFeature, SparseFeature
+from rechub_core.features import Schema
 from rechub_core.layers import FeatureEmbedding, TransformerBlock
+from rechub_core.models.config import check_transformer
+from rechub_core.models.matching.inputs import item_and_history
 
 
 @dataclass
@@ -32,31 +34,13 @@ class SASRecConfig:
     dropout: float = 0.2
 
     def __post_init__(self):
-        if self.embed_dim < 1 or self.num_heads < 1 or self.embed_dim % self.num_heads:
-            raise ValueError(
-                f"embed_dim ({self.embed_dim}) must be a positive multiple of num_heads ({self.num_heads})"
-            )
-        if self.num_blocks < 1:
-            raise ValueError(f"num_blocks must be at least 1, got {self.num_blocks}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-
-def history_feature(schema: Schema) -> SequenceFeature:
-    """The user group's item history: the ``SequenceFeature`` that shares ``item_id``."""
-    found = [f for f in schema.groups.get("user", ()) if isinstance(f, SequenceFeature) and f.shares == "item_id"]
-    if len(found) != 1:
-        raise ValueError(
-            "SASRec needs exactly one sequence feature with shares='item_id' in the schema's 'user' group, "
-            f"found {[f.name for f in found]}"
-        )
-    return found[0]
+        check_transformer(self.embed_dim, self.num_heads, self.num_blocks, self.dropout)
 
 
 class SASRec(nn.Module):
     """``user_embedding(batch) -> (B, D)``, ``item_embedding(batch) -> (N, D)``, score = dot product.
 
-    >>> from rechub_core.features import SparseFeature
+    >>> from rechub_core.features import SequenceFeature, SparseFeature
     >>> schema = Schema({"user": (SequenceFeature("hist", 10, 4, shares="item_id"),),
     ...                  "item": (SparseFeature("item_id", 10),)})
     >>> model = SASRec(schema, SASRecConfig(embed_dim=8)).eval()
@@ -67,10 +51,7 @@ class SASRec(nn.Module):
     def __init__(self, schema: Schema, config: SASRecConfig):
         super().__init__()
         self.config = config
-        items = schema.feature("item_id")
-        if not isinstance(items, SparseFeature):
-            raise ValueError(f"SASRec needs 'item_id' to be a sparse feature, got {items}")
-        history = history_feature(schema)
+        items, history = item_and_history(schema, "SASRec")
         self.history_name = history.name
         self.max_len = history.max_len
         # one table for input and output items; the history reads item_id's slice
