@@ -14,6 +14,7 @@ from torch import nn
 
 from components.errors import DataError
 from components.io import read_json, read_parquet
+from rechub_core.data.behaviors import HIST, HIST_TS, LONG_ITEM, BehaviorLog, WithBehaviors, with_history_columns
 from rechub_core.data.tables import TensorTable, arrow_to_tensors
 from rechub_core.features import Schema
 from rechub_core.models.registry import Family, build, entry
@@ -30,6 +31,34 @@ def load_table(processed: Path, name: str, schema: Schema, columns: list[str] | 
     """``processed/<name>.parquet`` as tensors; list columns padded to the schema's lengths."""
     table = read_parquet(Path(processed) / f"{name}.parquet", columns)
     return arrow_to_tensors(table, schema.sequence_lengths())
+
+
+# each split draws its DIEN negatives from its own fixed seed: the same rows get the same negatives every run
+_NEGATIVE_SEEDS = {"ranking_train": 101, "ranking_valid": 102, "ranking_test": 103}
+
+
+def load_behavior_log(processed: Path) -> BehaviorLog:
+    """``processed/behaviors.parquet`` (sorted by user, then time) as a ``BehaviorLog``."""
+    t = load_table(processed, "behaviors", Schema(), ["user_id", "item_id", "category", "ts"])
+    return BehaviorLog(t["user_id"], t["item_id"], t["category"], t["ts"])
+
+
+def load_ranking(
+    processed: Path, name: str, schema: Schema, groups: list[str] | tuple[str, ...], log: BehaviorLog | None = None
+) -> TensorTable:
+    """A ranking split with its behaviour columns (``rechub_core.data.behaviors``): ``hist_category``,
+    ``hist_dt`` and ``hist_neg`` when the schema has them, and, when ``groups`` (a model's feature
+    groups) reads the ``long`` group, each batch's window of the behaviour log (``log``, read from
+    ``processed`` unless given). Models that do not read it pay nothing for it."""
+    history = schema.feature(HIST).max_len
+    table = arrow_to_tensors(read_parquet(Path(processed) / f"{name}.parquet"), {**schema.sequence_lengths(), HIST_TS: history})
+    if "behavior" in schema.groups:
+        items = id_indexed(load_table(processed, "items", schema, ["item_id", "category"]), "item_id")
+        vocab = schema.feature("item_id").vocab_size
+        table = with_history_columns(table, items["category"], vocab, _NEGATIVE_SEEDS.get(name, 100))
+    if "long" in groups:
+        table = WithBehaviors(table, log or load_behavior_log(processed), schema.feature(LONG_ITEM).max_len)
+    return table
 
 
 def id_indexed(table: TensorTable, id_column: str) -> TensorTable:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.artifacts import load_model, load_schema, load_table
+from components.artifacts import load_model, load_ranking, load_schema, load_table
 from components.errors import DataError
 from components.io import read_json, read_parquet, write_json
 from components.params import EvaluateParams
@@ -159,25 +159,38 @@ def _scores(model_dir: Path, table) -> np.ndarray:
     return predict(model, table)
 
 
+def behavior_driven(table) -> np.ndarray:
+    """Which ranking rows' target category occurs in the user's short history (``hist_category``):
+    there a pooled history knows the category is present, not which behaviour relates to the target."""
+    return (table["hist_category"] == table["category"].unsqueeze(1)).any(dim=1).numpy()
+
+
 def evaluate_ranking(processed: Path, ranker_model: Path) -> dict[str, float]:
     schema = load_schema(processed)
-    test = load_table(processed, "ranking_test", schema)
     meta = read_json(ranker_model / "model.json")
+    test = load_ranking(processed, "ranking_test", schema, meta["config"]["groups"])
     labels = test[meta["label"]].numpy()
     logits = _scores(ranker_model, test)
+    baseline = _scores(ranker_model / "baseline", test)
     probs = torch.sigmoid(torch.from_numpy(logits)).numpy()
-    return {
+    figures = {
         "auc": auc(labels, logits),
         "logloss": logloss(labels, probs),
         "gauc": gauc(test["user_id"].numpy(), labels, logits),
-        "lr_auc": auc(labels, _scores(ranker_model / "baseline", test)),
+        "lr_auc": auc(labels, baseline),
     }
+    if "behavior" in schema.groups:
+        rows = behavior_driven(test)
+        if 0 < labels[rows].sum() < rows.sum():
+            figures["behavior_auc"] = auc(labels[rows], logits[rows])
+    return figures
 
 
 def evaluate_mtl(processed: Path, mtl_model: Path) -> dict[str, float]:
     schema = load_schema(processed)
-    test = load_table(processed, "ranking_test", schema)
-    tasks = read_json(mtl_model / "model.json")["tasks"]
+    meta = read_json(mtl_model / "model.json")
+    test = load_ranking(processed, "ranking_test", schema, meta["config"]["groups"])
+    tasks = meta["tasks"]
     logits = _scores(mtl_model, test).reshape(len(test), len(tasks))
     return {f"{task}_auc": auc(test[task].numpy(), logits[:, t]) for t, task in enumerate(tasks)}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from components.artifacts import load_model, load_schema, load_table
+from components.artifacts import load_model, load_ranking, load_schema, load_table
 from components.errors import CheckFailed
 from components.io import atomic_dir, read_json, write_json
 from components.params import ExportParams, params_hash, section_dict
@@ -34,7 +34,8 @@ PACKAGES = ("rechub", "torch", "onnx", "onnxruntime", "faiss-cpu", "numpy", "pya
 
 def _inputs(table: TensorTable, schema: Schema, groups: list[str], rows: int) -> Batch:
     names = [f.name for f in schema.features(*groups)]
-    return {n: table[n][:rows] for n in names}
+    batch = table.take(slice(0, rows))  # derived columns (behaviour windows) are cut for these rows only
+    return {n: batch[n] for n in names}
 
 
 def _signature(inputs: Batch, output: str, shape: list[str]) -> dict:
@@ -61,12 +62,13 @@ def run(
 ) -> dict[str, float]:
     schema = load_schema(processed)
     rows = params.parity_rows
-    ranking_test = load_table(processed, "ranking_test", schema)
     users = load_table(processed, "recall_test", schema)
     items = load_table(processed, "items", schema)
     recall, recall_meta = load_model(recall_model)
     ranker, ranker_meta = load_model(ranker_model)
     mtl, mtl_meta = load_model(mtl_model)
+    groups = sorted({*ranker_meta["config"]["groups"], *mtl_meta["config"]["groups"]})
+    ranking_test = load_ranking(processed, "ranking_test", schema, groups)
     tasks = mtl_meta["tasks"]
     user_inputs = _inputs(users, schema, ["user"], rows)
     multi = recall.user_embedding(user_inputs).dim() == 3  # multi-interest: one vector per interest

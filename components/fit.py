@@ -8,16 +8,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from components.artifacts import load_schema, load_table, reproducible
+from components.artifacts import load_behavior_log, load_ranking, load_schema, reproducible
 from rechub_core.data.tables import TensorTable
 from rechub_core.features import Schema
 from rechub_core.models.registry import Family, build
 from rechub_core.training.trainer import EarlyStopping, TrainConfig, fit_pointwise
 
 
-def ranking_tables(processed: Path) -> tuple[Schema, TensorTable, TensorTable]:
+def ranking_tables(processed: Path, groups: list[str]) -> tuple[Schema, TensorTable, TensorTable]:
+    """The schema and the train and valid ranking splits, with the behaviour columns a model of ``groups`` reads."""
     schema = load_schema(processed)
-    return schema, load_table(processed, "ranking_train", schema), load_table(processed, "ranking_valid", schema)
+    log = load_behavior_log(processed) if "long" in groups else None
+    train = load_ranking(processed, "ranking_train", schema, groups, log)
+    return schema, train, load_ranking(processed, "ranking_valid", schema, groups, log)
 
 
 def fit_registered(

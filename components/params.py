@@ -63,6 +63,7 @@ class IngestParams(Section):
     raw_dir: str
     synthetic: SyntheticConfig
     history_len: int = Field(ge=1, le=1000)
+    long_history_len: int = Field(ge=1, le=100_000)
     ranking_split: RankingSplit
 
 

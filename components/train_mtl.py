@@ -12,7 +12,7 @@ from components.params import TrainMTLParams, section_dict
 
 def run(params: TrainMTLParams, *, processed: Path, report: Path, model_dir: Path, plot: Path) -> dict:
     require_validated(report)
-    schema, train, valid = ranking_tables(processed)
+    schema, train, valid = ranking_tables(processed, params.model.groups)
     tasks = list(params.tasks)
     model, history = fit_registered(
         "multi_task",

@@ -21,7 +21,7 @@ LABEL = "click"
 
 def run(params: TrainRankerParams, *, processed: Path, report: Path, model_dir: Path, plot: Path) -> dict:
     require_validated(report)
-    schema, train, valid = ranking_tables(processed)
+    schema, train, valid = ranking_tables(processed, params.model.groups)
     model, history = fit_registered(
         "ranking",
         params.model,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,6 +55,7 @@ class TableLayout:
     sequences: bool = True  # side tables (one row per id) carry no histories
     labels: bool = False
     ts: bool = False
+    per_user: bool = False  # a long log: checked as one summary row per user (see _per_user_frame)
 
 
 _RECALL = TableLayout(("user",), extra=(ITEM_KEY,), ts=True)
@@ -66,6 +68,7 @@ TABLES: dict[str, TableLayout] = {
     "ranking_train": _RANKING,
     "ranking_valid": _RANKING,
     "ranking_test": _RANKING,
+    "behaviors": TableLayout((), extra=(USER_KEY, ITEM_KEY, "category"), sequences=False, ts=True, per_user=True),
 }
 RANKING_SPLITS = ("ranking_train", "ranking_valid", "ranking_test")  # in time order
 
@@ -98,6 +101,9 @@ def build_batches(gxe: Any, schema: Schema, tables: dict[str, pa.Table]) -> list
     batches, frames = [], {}
     for name, layout in TABLES.items():
         table = tables[name]
+        if layout.per_user:
+            batches.append(_per_user_batch(gxe, schema, name, layout, table))
+            continue
         cols = set(table.column_names)
         expectations = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
         derived = []
@@ -127,6 +133,41 @@ def build_batches(gxe: Any, schema: Schema, tables: dict[str, pa.Table]) -> list
         batches.append((name, frames[name], expectations))
         batches += derived
     return batches + _temporal_batches(gxe, frames)
+
+
+def _per_user_batch(gxe: Any, schema: Schema, name: str, layout: TableLayout, table: pa.Table) -> tuple:
+    """A long log (millions of rows) as one row per user: its row count, each id column's min and
+    max, each column's nulls, and how many rows break the (user, ts) order ``BehaviorLog`` needs.
+
+    The expectations on these summaries are those of the rows (ids in their vocabularies, no nulls,
+    sorted), and a failure names the user; checking tens of millions of rows one by one in GX would
+    cost minutes.
+    """
+    cols = set(table.column_names)
+    expectations = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
+    required = [*layout.extra, *((TS,) if layout.ts else ())]
+    if not set(required) <= cols:  # the raw columns' own batch, to name what is missing
+        expectations += [gxe.ExpectColumnToExist(column=c) for c in required]
+        return name, pd.DataFrame({c: [] for c in cols}), expectations
+    ids = [f for f in table_features(schema, layout) if isinstance(f, SparseFeature) and f.name != USER_KEY]
+    users = table.column(USER_KEY).to_numpy(zero_copy_only=False)
+    ts = table.column(TS).to_numpy(zero_copy_only=False)
+    broken = np.zeros(len(users), dtype=np.int64)
+    if len(users) > 1:  # row i+1 comes before row i in (user, ts) order
+        broken[1:] = (users[1:] < users[:-1]) | ((users[1:] == users[:-1]) & (ts[1:] < ts[:-1]))
+    table = table.append_column("out_of_order", pa.array(broken))
+    aggregations = [("out_of_order", "count"), ("out_of_order", "sum")]
+    aggregations += [(f.name, agg) for f in ids for agg in ("min", "max")]
+    aggregations += [(c, "count", pc.CountOptions(mode="only_null")) for c in required if c != USER_KEY]
+    summary = table.group_by(USER_KEY, use_threads=False).aggregate(aggregations)
+    names = ["rows" if c == "out_of_order_count" else c.removesuffix("_count") + "_nulls" if c.endswith("_count") else c
+             for c in summary.column_names]
+    frame = _frame(summary.rename_columns(names))
+    expectations += [gxe.ExpectColumnValuesToNotBeNull(column=USER_KEY), _in_vocab(gxe, USER_KEY, schema.feature(USER_KEY).vocab_size)]
+    expectations += [_in_vocab(gxe, f"{f.name}_{agg}", f.vocab_size) for f in ids for agg in ("min", "max")]
+    expectations += [gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=0)
+                     for c in ["out_of_order_sum", *(f"{c}_nulls" for c in required if c != USER_KEY)]]
+    return f"{name}.per_user", frame, expectations
 
 
 def _elements_batch(gxe: Any, table: str, feat: SequenceFeature, column: pa.ChunkedArray) -> tuple:

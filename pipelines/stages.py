@@ -28,13 +28,14 @@ COMMON_CODE = (
     "components/errors.py",
     "components/artifacts.py",
     "rechub_core/features.py",
+    "rechub_core/data/behaviors.py",  # ranking rows' behaviour columns, cut when loaded
+    "rechub_core/data/tables.py",
 )
 # code that builds, trains or runs models
 MODEL_CODE = (
     "rechub_core/models",
     "rechub_core/layers",
     "rechub_core/training",
-    "rechub_core/data/tables.py",
     "rechub_core/data/sampling.py",  # the streaming frequency estimate
     "rechub_core/data/sequences.py",
     "rechub_core/metrics.py",  # validation AUC for early stopping

@@ -45,8 +45,9 @@ class SequenceFeature:
 
 
 Feature = SparseFeature | DenseFeature | SequenceFeature
-# the feature groups ingest writes; models read their inputs by these names
-Group = Literal["user", "item"]
+# the feature groups a model may read (ingest writes them; ranking rows derive "behavior" and "long" when
+# loaded, see rechub_core.data.behaviors); "negatives" (DIEN's negative next items) is read in training only
+Group = Literal["user", "item", "behavior", "long"]
 _KINDS = {"sparse": SparseFeature, "dense": DenseFeature, "sequence": SequenceFeature}
 
 

@@ -11,6 +11,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker per core: each computes on one thread (subprocesses too),
+    # so the workers do not oversubscribe the cores
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 TINY = {
     "ingest": {
@@ -21,8 +28,11 @@ TINY = {
             "min_events": 6,
             "max_events": 30,
             "impressions_per_user": 20,
+            "min_behaviors": 20,
+            "max_behaviors": 80,
         },
         "history_len": 10,
+        "long_history_len": 32,
     },
     "negative_sample": {"num_negatives": 4},
     "train_recall": {

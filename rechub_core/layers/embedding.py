@@ -17,16 +17,20 @@ from rechub_core.features import Feature, dense, sequences, sparse
 class FeatureEmbedding(nn.Module):
     """Embed a batch's sparse and sequence features as fields ``(B, F, D)``.
 
+    ``fields`` (default: all ``features``) are the features ``forward`` returns;
+    the others only get rows, for ``lookup``.
+
     >>> from rechub_core.features import SparseFeature
     >>> emb = FeatureEmbedding((SparseFeature("item_id", 10),), dim=4)
     >>> emb({"item_id": torch.tensor([1, 2])}).shape
     torch.Size([2, 1, 4])
     """
 
-    def __init__(self, features: tuple[Feature, ...], dim: int):
+    def __init__(self, features: tuple[Feature, ...], dim: int, *, fields: tuple[Feature, ...] | None = None):
         super().__init__()
-        self.sparse_names = [f.name for f in sparse(features)]
-        self.sequence_names = [f.name for f in sequences(features)]
+        shown = features if fields is None else fields  # what forward returns; the rest only has rows to look up
+        self.sparse_names = [f.name for f in sparse(shown)]
+        self.sequence_names = [f.name for f in sequences(shown)]
         offsets: dict[str, int] = {}
         total = 0
         for f in sparse(features):
@@ -73,6 +77,33 @@ class FeatureEmbedding(nn.Module):
 def stack_dense(batch: dict[str, torch.Tensor], names: list[str]) -> torch.Tensor:
     """Dense columns side by side, ``(B, len(names))`` float."""
     return torch.stack([batch[n].float() for n in names], dim=1)
+
+
+class FieldEmbedding(nn.Module):
+    """Every feature as one field ``(B, F + Fd, D)``: sparse ids looked up, sequences masked-mean
+    pooled (``FeatureEmbedding``), and each dense value scaling a learned vector of its own
+    (Song et al., AutoInt, CIKM 2019, Sec. 4.2), for models whose interactions run over fields.
+
+    >>> from rechub_core.features import DenseFeature, SparseFeature
+    >>> emb = FieldEmbedding((SparseFeature("item_id", 10), DenseFeature("price")), dim=4)
+    >>> emb({"item_id": torch.tensor([1, 2]), "price": torch.tensor([0.5, -1.0])}).shape
+    torch.Size([2, 2, 4])
+    """
+
+    def __init__(self, features: tuple[Feature, ...], dim: int):
+        super().__init__()
+        self.embedding = FeatureEmbedding(features, dim)
+        self.dense_names = [f.name for f in dense(features)]
+        self.dense_vectors = nn.Parameter(torch.randn(len(self.dense_names), dim) * 0.01)  # (Fd, D)
+        self.num_fields = self.embedding.num_fields + len(self.dense_names)
+        self.dim = dim
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        fields = self.embedding(batch)  # (B, F, D)
+        if not self.dense_names:
+            return fields
+        values = stack_dense(batch, self.dense_names).unsqueeze(-1)  # (B, Fd, 1)
+        return torch.cat([fields, values * self.dense_vectors], dim=1)  # (B, F + Fd, D)
 
 
 class FlatInput(nn.Module):

@@ -28,12 +28,33 @@ from rechub_core.models.matching.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
 from rechub_core.models.matching.stamp import STAMP, STAMPConfig
 from rechub_core.models.matching.sine import SINE, SINEConfig
 from rechub_core.models.multi_task.mmoe import MMoE, MMoEConfig
+from rechub_core.models.ranking.afm import AFM, AFMConfig
+from rechub_core.models.ranking.autoint import AutoInt, AutoIntConfig
+from rechub_core.models.ranking.edcn import EDCN, EDCNConfig
+from rechub_core.models.ranking.din_base import DINBase, DINBaseConfig
+from rechub_core.models.ranking.din import DIN, DINConfig
+from rechub_core.models.ranking.dien import DIEN, DIENConfig
+from rechub_core.models.ranking.bst import BST, BSTConfig
+from rechub_core.models.ranking.sim import SIM, SIMConfig
+from rechub_core.models.ranking.eta import ETA, ETAConfig
+from rechub_core.models.ranking.mimn import MIMN, MIMNConfig
+from rechub_core.models.ranking.dcn import DCN, DCNConfig
 from rechub_core.models.ranking.dcnv2 import DCNV2, DCNV2Config
+from rechub_core.models.ranking.deepffm import DeepFFM, DeepFFMConfig
 from rechub_core.models.ranking.deepfm import DeepFM, DeepFMConfig
+from rechub_core.models.ranking.fat_deepffm import FATDeepFFM, FATDeepFFMConfig
+from rechub_core.models.ranking.fibinet import FiBiNET, FiBiNETConfig
 from rechub_core.models.ranking.linear import LogisticRegression, LogisticRegressionConfig
-from rechub_core.training.objectives import FullSoftmax, InBatch, Listwise, NextItem, SessionParallel
-from rechub_core.training.objectives import DivideAndConquer
-from rechub_core.training.objectives import Triplet
+from rechub_core.models.ranking.widedeep import WideDeep, WideDeepConfig
+from rechub_core.training.objectives import (
+    DivideAndConquer,
+    FullSoftmax,
+    InBatch,
+    Listwise,
+    NextItem,
+    SessionParallel,
+    Triplet,
+)
 
 Family = Literal["matching", "ranking", "multi_task"]
 FAMILIES: tuple[Family, ...] = ("matching", "ranking", "multi_task")
@@ -79,8 +100,23 @@ REGISTRY: dict[Family, dict[str, Entry]] = {
         "kuaishou_ebr": Entry(KuaishouEBR, KuaishouEBRConfig, paper=DivideAndConquer(), own=(DivideAndConquer,)),
     },
     "ranking": {
+        "widedeep": Entry(WideDeep, WideDeepConfig),
         "deepfm": Entry(DeepFM, DeepFMConfig),
+        "dcn": Entry(DCN, DCNConfig),
         "dcnv2": Entry(DCNV2, DCNV2Config),
+        "afm": Entry(AFM, AFMConfig),
+        "fibinet": Entry(FiBiNET, FiBiNETConfig),
+        "deepffm": Entry(DeepFFM, DeepFFMConfig),
+        "fat_deepffm": Entry(FATDeepFFM, FATDeepFFMConfig),
+        "autoint": Entry(AutoInt, AutoIntConfig),
+        "edcn": Entry(EDCN, EDCNConfig),
+        "din_base": Entry(DINBase, DINBaseConfig),
+        "din": Entry(DIN, DINConfig),
+        "dien": Entry(DIEN, DIENConfig),
+        "bst": Entry(BST, BSTConfig),
+        "sim": Entry(SIM, SIMConfig),
+        "eta": Entry(ETA, ETAConfig),
+        "mimn": Entry(MIMN, MIMNConfig),
     },
     "multi_task": {
         "mmoe": Entry(MMoE, MMoEConfig),

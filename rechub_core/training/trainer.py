@@ -116,6 +116,19 @@ def _evaluate(model: nn.Module, table: TensorTable, label_names: Sequence[str], 
     return out
 
 
+def training_outputs(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | float]:
+    """Logits and the extra training loss of a model that has one.
+
+    A model with ``logits_and_auxiliary_loss(batch) -> (logits, loss)`` (DIEN's
+    auxiliary next-behaviour loss, already weighted) computes both in one pass; its
+    ``forward`` returns the same logits alone. Other models add nothing.
+    """
+    both = getattr(model, "logits_and_auxiliary_loss", None)
+    if both is None:
+        return model(batch), 0.0
+    return both(batch)
+
+
 @trains_with_sparse_embeddings
 def fit_pointwise(
     model: nn.Module,
@@ -128,7 +141,8 @@ def fit_pointwise(
     early_stopping: EarlyStopping | None = None,
     desc: str = "train",
 ) -> list[dict[str, float]]:
-    """Train logits ``(B,)`` / ``(B, T)`` against ``label_names`` with BCE-with-logits.
+    """Train logits ``(B,)`` / ``(B, T)`` against ``label_names`` with BCE-with-logits (plus a model's
+    auxiliary loss, see ``training_outputs``).
 
     With ``valid``, keeps the weights of the epoch with the best validation
     figure (``early_stopping.monitor``: mean AUC over tasks, or logloss) and
@@ -143,8 +157,9 @@ def fit_pointwise(
         model.train()
         total, count = 0.0, 0
         for batch in epoch_batches(train, config, generator=generator, epoch=epoch, desc=desc):
-            logits = model(batch).reshape(len(batch[label_names[0]]), -1)  # (B, T)
-            loss = F.binary_cross_entropy_with_logits(logits, _labels(batch, label_names))
+            logits, auxiliary = training_outputs(model, batch)
+            logits = logits.reshape(len(batch[label_names[0]]), -1)  # (B, T)
+            loss = F.binary_cross_entropy_with_logits(logits, _labels(batch, label_names)) + auxiliary
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

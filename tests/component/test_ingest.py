@@ -81,6 +81,36 @@ def test_ranking_split_is_time_ordered(ingested):
     assert set(np.unique(tr["click"])) <= {0, 1}
 
 
+def test_behavior_log_is_sorted_and_ranking_rows_cut_their_windows_from_it(ingested):
+    from components.artifacts import load_ranking
+
+    processed = ingested / "data" / "processed"
+    log = read(ingested, "behaviors")
+    assert list(log.columns) == ["user_id", "item_id", "category", "ts"]
+    assert log.equals(log.sort_values(["user_id", "ts"], kind="stable"))
+    schema = Schema.from_json((processed / "schema.json").read_text())
+    table = load_ranking(processed, "ranking_test", schema, ["user", "item", "behavior", "long"])
+    row = table.take(slice(0, 1))
+    user, ts = int(row["user_id"][0]), int(row["ts"][0])
+    before = log[(log["user_id"] == user) & (log["ts"] < ts)]["item_id"].tolist()[-32:]  # long_history_len 32
+    window = row["long_item"][0].tolist()
+    assert window[len(window) - len(before):] == before and not any(window[: len(window) - len(before)])
+    items = read(ingested, "items").set_index("item_id")["category"]
+    hist, cats = row["hist"][0], row["hist_category"][0]
+    assert all(int(c) == (items[int(h)] if h else 0) for h, c in zip(hist, cats))
+    assert not ((row["hist_neg"] == row["hist"]) & (row["hist"] > 0)).any()
+    plain = load_ranking(processed, "ranking_test", schema, ["user", "item"])
+    assert "long_item" not in plain.take(slice(0, 1))  # models that do not read the long log do not pay for it
+
+
+def test_without_a_behavior_file_the_interactions_are_the_long_log(raw_copy):
+    root, raw = raw_copy
+    (raw / "behaviors.parquet").unlink()
+    run_stage("ingest", root=root)
+    log, events = read(root, "behaviors"), read(root, "recall_train")
+    assert len(log) == len(events) + len(read(root, "recall_test"))
+
+
 def test_same_params_same_outputs(ingested, tmp_path):
     shutil.copy(ingested / "params.yaml", tmp_path / "params.yaml")
     run_stage("ingest", root=tmp_path)

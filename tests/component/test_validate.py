@@ -124,6 +124,21 @@ def ranking_test_before_train(root: Path):
     return [int(train.min()) - 1, int(train.max())]
 
 
+def behaviors_out_of_order(root: Path):
+    df = read(root, "behaviors")
+    df.loc[0, "ts"] = df.loc[1, "ts"] + 1  # the user's first row is now later than their second
+    write(root, "behaviors", df)
+    return 1  # rows out of order, for that user
+
+
+def oov_behavior_item(root: Path):
+    df = read(root, "behaviors")
+    bad = schema(root).feature("item_id").vocab_size
+    df.loc[len(df) // 2, "item_id"] = bad
+    write(root, "behaviors", df)
+    return bad
+
+
 def missing_column(root: Path):
     write(root, "items", read(root, "items").drop(columns=["category"]))
     return None
@@ -167,6 +182,16 @@ CASES: list[tuple[Callable, set, str]] = [
         f"ranking_test.after_train.(ts, train_max_ts): {PAIR} failed (1 unexpected",
     ),
     (
+        behaviors_out_of_order,
+        {("behaviors.per_user", BETWEEN, ("out_of_order_sum",))},
+        f"behaviors.per_user.out_of_order_sum: {BETWEEN} failed (1 unexpected",
+    ),
+    (
+        oov_behavior_item,
+        {("behaviors.per_user", BETWEEN, ("item_id_max",))},
+        f"behaviors.per_user.item_id_max: {BETWEEN} failed (1 unexpected",
+    ),
+    (
         missing_column,
         {("items", "expect_column_to_exist", ("category",))},
         "items.category: expect_column_to_exist failed (column missing)",
@@ -181,16 +206,15 @@ def test_passes_on_ingested_data_and_writes_report(root: Path):
     report = json.loads((root / VALIDATION_REPORT).read_text())
     assert report == out
     assert sorted(p.name for p in (root / VALIDATION_REPORT).parent.iterdir()) == ["validation.json"]  # no temp left
-    assert set(TABLES) | {"recall_train.hist", "recall_test.after_train", "ranking_test.after_valid"} <= set(
-        report["rows"]
-    )
+    batches = {t + ".per_user" if TABLES[t].per_user else t for t in TABLES}  # a long log: one row per user
+    assert batches | {"recall_train.hist", "recall_test.after_train", "ranking_test.after_valid"} <= set(report["rows"])
     checked = {(e["table"], e["expectation"], tuple(e["columns"])) for e in report["expectations"]}
     # bounds come from the schema: every sparse feature of every ranking table, the labels, the funnel
     for feat in schema(root).features("user", "item"):
         assert ("ranking_train", "expect_column_to_exist", (feat.name,)) in checked
     assert ("ranking_valid", "expect_column_values_to_be_in_set", ("conversion",)) in checked
     assert ("ranking_valid", PAIR, ("click", "conversion")) in checked
-    assert all((t, "expect_table_row_count_to_be_between", ()) in checked for t in TABLES)
+    assert all((t, "expect_table_row_count_to_be_between", ()) in checked for t in batches)
 
 
 @pytest.mark.parametrize(("corrupt", "expected", "line"), CASES, ids=[c[0].__name__ for c in CASES])

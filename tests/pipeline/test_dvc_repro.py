@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 METRIC_KEYS = {
     "recall.json": {"recall@50", "ndcg@50", "hit@50", "precision@50", "mrr@50", "popularity_recall@50", "index_recall@50"},
     "index.json": {"ann_recall@50_vs_exact"},
-    "ranking.json": {"auc", "logloss", "gauc", "lr_auc"},
+    "ranking.json": {"auc", "logloss", "gauc", "lr_auc", "behavior_auc"},
     "mtl.json": {"click_auc", "conversion_auc"},
     "export.json": {"max_abs_diff"},
 }

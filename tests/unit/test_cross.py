@@ -146,12 +146,12 @@ def test_dcnv2_configurations_give_logits(config):
 def test_dcnv2_config_fields_pick_the_cross_network_and_structure():
     full = DCNV2(SCHEMA, DCNV2Config(num_cross_layers=2))
     assert isinstance(full.cross, CrossNetV2) and len(full.cross.layers) == 2
-    mixture = DCNV2(SCHEMA, DCNV2Config(low_rank=3, num_experts=2))  # x0: 5 fields × 16 + 1 dense = 81
-    assert isinstance(mixture.cross, LowRankMixtureCross) and mixture.cross.down.shape[1:] == (2, 81, 3)
-    # x0 = 5 fields × embed 4 + 1 dense column; parallel concatenates it with the MLP's top layer
+    mixture = DCNV2(SCHEMA, DCNV2Config(low_rank=3, num_experts=2))  # x0: 7 fields × 16 + 1 dense = 113
+    assert isinstance(mixture.cross, LowRankMixtureCross) and mixture.cross.down.shape[1:] == (2, 113, 3)
+    # x0 = 7 fields × embed 4 + 1 dense column; parallel concatenates it with the MLP's top layer
     parallel = DCNV2(SCHEMA, DCNV2Config(embed_dim=4, mlp_dims=[8]))
     stacked = DCNV2(SCHEMA, DCNV2Config(embed_dim=4, mlp_dims=[8], structure="stacked"))
-    assert parallel.head.in_features == 21 + 8 and stacked.head.in_features == 8
+    assert parallel.head.in_features == 29 + 8 and stacked.head.in_features == 8
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,32 @@ import torch.nn.functional as F
 from rechub_core.features import DenseFeature, Schema, SequenceFeature, SparseFeature
 from rechub_core.models.registry import BASELINES, REGISTRY, build
 
+LONG = 12  # the long behaviour window's length
 SCHEMA = Schema(
     {
         "user": (
             SparseFeature("user_id", 11),
             SparseFeature("gender", 3),
+            SparseFeature("age_bucket", 6),
             SequenceFeature("hist", 21, 5, shares="item_id"),
         ),
-        "item": (SparseFeature("item_id", 21), SparseFeature("category", 4), DenseFeature("price")),
+        "item": (
+            SparseFeature("item_id", 21),
+            SparseFeature("category", 4),
+            SparseFeature("price_bucket", 6),
+            DenseFeature("price"),
+        ),
+        # ranking rows' behaviour columns (rechub_core.data.behaviors): aligned with hist, and the long log's window
+        "behavior": (SequenceFeature("hist_category", 4, 5, shares="category"), SequenceFeature("hist_dt", 17, 5)),
+        "negatives": (
+            SequenceFeature("hist_neg", 21, 5, shares="item_id"),
+            SequenceFeature("hist_neg_category", 4, 5, shares="category"),
+        ),
+        "long": (
+            SequenceFeature("long_item", 21, LONG, shares="item_id"),
+            SequenceFeature("long_category", 4, LONG, shares="category"),
+            SequenceFeature("long_dt", 17, LONG),
+        ),
     },
     labels=("click", "conversion"),
 )
@@ -29,7 +47,7 @@ def batch(seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     hist = torch.randint(0, 21, (B, 5), generator=g)
     hist[0] = 0  # an empty history
-    return {
+    out = {
         "user_id": torch.randint(1, 11, (B,), generator=g),
         "gender": torch.randint(0, 3, (B,), generator=g),
         "hist": hist,
@@ -39,6 +57,20 @@ def batch(seed: int = 0) -> dict[str, torch.Tensor]:
         "click": torch.randint(0, 2, (B,), generator=g),
         "conversion": torch.zeros(B, dtype=torch.long),
     }
+    # drawn last, so the columns above keep their values
+    out["age_bucket"] = torch.randint(0, 6, (B,), generator=g)
+    out["price_bucket"] = torch.randint(0, 6, (B,), generator=g)
+    real = hist > 0
+    out["hist_category"] = torch.randint(1, 4, (B, 5), generator=g) * real
+    out["hist_dt"] = torch.randint(1, 17, (B, 5), generator=g) * real
+    out["hist_neg"] = torch.randint(1, 21, (B, 5), generator=g) * real
+    out["hist_neg_category"] = torch.randint(1, 4, (B, 5), generator=g) * real
+    lengths = torch.tensor([0, 1, 3, 7, LONG, LONG])  # an empty window, short ones, full ones (left-padded)
+    long_real = torch.arange(LONG) >= LONG - lengths.unsqueeze(1)  # (B, LONG)
+    out["long_item"] = torch.randint(1, 21, (B, LONG), generator=g) * long_real
+    out["long_category"] = torch.randint(1, 4, (B, LONG), generator=g) * long_real
+    out["long_dt"] = torch.randint(1, 17, (B, LONG), generator=g) * long_real
+    return out
 
 
 def entries(registry):
@@ -85,9 +117,15 @@ def test_padding_never_leaks_into_outputs(family, name, entry):
 
     torch.manual_seed(0)
     kwargs = {"num_tasks": 2} if family == "multi_task" else {}
-    model = build(family, entry.config(), SCHEMA, **kwargs).eval()
+    model = build(family, entry.config(), SCHEMA, **kwargs)
     fn = model.user_embedding if family == "matching" else model
     b = batch()
+    for module in model.modules():  # BatchNorm's running statistics from a batch, as after training, not 0/1
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None
+    with torch.no_grad():
+        fn(b)
+    model.eval()
     before = fn(b)
     with torch.no_grad():
         for module in model.modules():

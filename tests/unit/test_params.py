@@ -38,7 +38,7 @@ def test_repository_params_load():
         (lambda p: p["train_recall"]["model"].update(name="nope"), "train_recall.model.name"),
         (lambda p: p["negative_sample"].update(num_negatives=0), "negative_sample.num_negatives"),
         (lambda p: p["train_mtl"].update(tasks=["clicks"]), "train_mtl.tasks.0"),
-        (lambda p: p["train_mtl"]["model"].update(groups=["usr"]), "train_mtl.model.groups.0: Input should be 'user' or 'item'"),
+        (lambda p: p["train_mtl"]["model"].update(groups=["usr"]), "train_mtl.model.groups.0: Input should be 'user', 'item', 'behavior' or 'long'"),
         (lambda p: p["train_recall"]["model"].update(tower_dims=[]), "train_recall.model: Value error, tower_dims must not be empty"),
         (lambda p: p["train_mtl"]["model"].update(expert_dims=[]), "train_mtl.model: Value error, expert_dims must not be empty"),
         (lambda p: p["train_ranker"]["model"].update(mlp_dims=[0]), "train_ranker.model: Value error, mlp_dims must hold positive"),

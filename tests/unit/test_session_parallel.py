@@ -1,7 +1,6 @@
 """GRU4Rec's session-parallel training: the losses by hand, the slot layout, resets, the step API, a planted chain."""
 
 import math
-import time
 
 import pytest
 import torch
@@ -192,10 +191,8 @@ def test_gru4rec_learns_a_planted_chain(loss):
                      "item": (SparseFeature("item_id", N_ITEMS),)})
     torch.manual_seed(0)
     model = GRU4Rec(schema, GRU4RecConfig(embed_dim=16, hidden_dim=32, hidden_dropout=0.0))
-    began = time.perf_counter()
     config = TrainConfig(epochs=6, batch_size=32, learning_rate=0.02)
     history = fit_session_parallel(model, users, items, SessionParallel(loss=loss, bptt=2), config, generator=g)
-    assert time.perf_counter() - began < 10
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     # held-out histories: left-padded runs of 1..L chain items
     last = torch.randint(1, N_ITEMS, (200,), generator=g)
