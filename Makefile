@@ -24,11 +24,11 @@ run: install
 
 # one pytest-xdist worker per core (tests/conftest.py gives each one torch thread); the slowest tests listed
 test: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -n auto --durations=15
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -n auto --dist worksteal --durations=15
 
 # unit and component tests only (skips the learning, pipeline and DAG runs)
 test-fast: install
-	$(BIN)/python -m pytest -q -n auto -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow"
 
 clean:
 	rm -rf data/raw data/processed data/samples models metrics plots reports bundle

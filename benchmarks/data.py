@@ -132,6 +132,8 @@ def write_recall(out: Path, shapes: Shapes) -> None:
         min_events=shapes.min_events,
         max_events=shapes.max_events,
         impressions_per_user=1,
+        min_behaviors=0,  # only the interaction log is used: no browsing log
+        max_behaviors=0,
     )
     log = generate(config)["interactions"]
     # contiguous ids from 1, sorted by user then time
