@@ -62,6 +62,11 @@ class BehaviorInputs(nn.Module):
             attributes = []
             for name in seq:
                 f = by_name.get(name)
+                if f is None:
+                    raise ValueError(
+                        f"behaviour feature {name!r} is not in the model's groups {list(groups)}: add the group "
+                        f"that holds it (hist_category: 'behavior'; long_item, long_category: 'long')"
+                    )
                 if not isinstance(f, SequenceFeature) or f.shares is None:
                     raise ValueError(
                         f"behaviour sequence feature {name!r} must be a sequence feature that shares an item "

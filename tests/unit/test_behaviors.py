@@ -142,3 +142,12 @@ def test_field_embedding_turns_each_dense_value_into_a_scaled_vector():
     assert fields.shape == (2, 3, 3) and emb.num_fields == 3
     assert torch.allclose(fields[:, 1], torch.tensor([[2.0], [0.5]]) * emb.dense_vectors[0])
     assert torch.allclose(fields[1, 2], -emb.dense_vectors[1])
+
+
+def test_a_behaviour_model_missing_its_group_names_the_group_to_add():
+
+    with pytest.raises(ValueError, match="hist_category.*add the group.*'behavior'"):
+        BehaviorInputs(SCHEMA, ["user", "item"], [SHORT], dim=4)
+    with pytest.raises(ValueError, match="long_item.*'long'"):
+        BehaviorInputs(SCHEMA, ["user", "item", "behavior"], [SHORT, LONG], dim=4)
+    BehaviorInputs(SCHEMA, ["user", "item", "behavior", "long"], [SHORT, LONG], dim=4)  # all there: builds
