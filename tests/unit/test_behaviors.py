@@ -145,7 +145,6 @@ def test_field_embedding_turns_each_dense_value_into_a_scaled_vector():
 
 
 def test_a_behaviour_model_missing_its_group_names_the_group_to_add():
-
     with pytest.raises(ValueError, match="hist_category.*add the group.*'behavior'"):
         BehaviorInputs(SCHEMA, ["user", "item"], [SHORT], dim=4)
     with pytest.raises(ValueError, match="long_item.*'long'"):
