@@ -22,6 +22,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -42,6 +44,26 @@ QUICK = {
     "history_len": 10,
     "long_history_len": 100,
 }
+
+
+def repository_params(quick: bool) -> dict:
+    """The repository's ``params.yaml``; with ``quick``, on the small ``QUICK`` data."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if quick:
+        params["ingest"]["synthetic"].update(QUICK["synthetic"])
+        params["ingest"].update({k: v for k, v in QUICK.items() if k != "synthetic"})
+    return params
+
+
+@contextmanager
+def prepared_project(params: dict, stages: tuple[str, ...] = ("ingest", "validate")) -> Iterator[Path]:
+    """A scratch project holding ``params`` as its ``params.yaml``, with ``stages`` run; removed afterwards."""
+    with tempfile.TemporaryDirectory() as scratch:
+        project = Path(scratch)
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        for stage in stages:
+            run_stage(stage, root=project)
+        yield project
 
 
 def measure(project: Path, name: str) -> dict:
@@ -78,16 +100,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ranking_models.json"))
     args = parser.parse_args()
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    if args.quick:
-        params["ingest"]["synthetic"].update(QUICK["synthetic"])
-        params["ingest"].update({k: v for k, v in QUICK.items() if k != "synthetic"})
+    params = repository_params(args.quick)
     rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        project = Path(scratch)
-        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        for stage in ("ingest", "validate"):
-            run_stage(stage, root=project)
+    with prepared_project(params) as project:
         for name in args.models:
             rows.append(measure(project, name))
             print(json.dumps(rows[-1]), flush=True)

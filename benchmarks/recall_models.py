@@ -24,7 +24,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -34,6 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.ranking_models import prepared_project  # noqa: E402
 from components.evaluate import RecallData, evaluate_recall, full_ranking_figures, sequence_driven  # noqa: E402
 from components.params import EvaluateParams, load  # noqa: E402
 from pipelines.runner import run_stage  # noqa: E402
@@ -123,11 +123,7 @@ def main() -> int:
         params["ingest"]["history_len"] = 10
     params["build_index"]["kind"] = "flat"
     rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        project = Path(scratch)
-        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        for stage in ("ingest", "validate", "negative_sample"):
-            run_stage(stage, root=project)
+    with prepared_project(params, ("ingest", "validate", "negative_sample")) as project:
         for name in args.models:
             rows.append(measure(project, name, params))
             print(json.dumps(rows[-1]), flush=True)

@@ -28,9 +28,13 @@ def load_schema(directory: Path) -> Schema:
 
 
 def load_table(processed: Path, name: str, schema: Schema, columns: list[str] | None = None) -> TensorTable:
-    """``processed/<name>.parquet`` as tensors; list columns padded to the schema's lengths."""
+    """``processed/<name>.parquet`` as tensors; list columns padded to the schema's lengths, and a history's
+    times ``hist_ts`` (not a model feature, so not in the schema) to the history's."""
     table = read_parquet(Path(processed) / f"{name}.parquet", columns)
-    return arrow_to_tensors(table, schema.sequence_lengths())
+    lengths = schema.sequence_lengths()
+    if HIST in lengths:
+        lengths.setdefault(HIST_TS, lengths[HIST])
+    return arrow_to_tensors(table, lengths)
 
 
 # each split draws its DIEN negatives from its own fixed seed: the same rows get the same negatives every run

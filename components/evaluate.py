@@ -187,12 +187,32 @@ def evaluate_ranking(processed: Path, ranker_model: Path) -> dict[str, float]:
 
 
 def evaluate_mtl(processed: Path, mtl_model: Path) -> dict[str, float]:
+    """Per task on the test split: AUC (binary) or RMSE and MAE (regression). For a funnel model with
+    ``conditional_logits`` (ESMM), also each later stage's own AUC on the rows that reached the stage
+    before it (``conversion_given_click_auc``: CVR on clicked rows, as the ESMM paper scores it)."""
     schema = load_schema(processed)
     meta = read_json(mtl_model / "model.json")
     test = load_ranking(processed, "ranking_test", schema, meta["config"]["groups"])
-    tasks = meta["tasks"]
-    logits = _scores(mtl_model, test).reshape(len(test), len(tasks))
-    return {f"{task}_auc": auc(test[task].numpy(), logits[:, t]) for t, task in enumerate(tasks)}
+    tasks, regression = meta["tasks"], set(meta.get("regression", ()))
+    model, _ = load_model(mtl_model)
+    outputs = predict(model, test).reshape(len(test), len(tasks))
+    figures = {}
+    for t, task in enumerate(tasks):
+        labels = test[task].numpy()
+        if task in regression:
+            error = outputs[:, t] - labels
+            figures[f"{task}_rmse"] = float(np.sqrt(np.mean(error**2)))
+            figures[f"{task}_mae"] = float(np.mean(np.abs(error)))
+        else:
+            figures[f"{task}_auc"] = auc(labels, outputs[:, t])
+    if hasattr(model, "conditional_logits"):
+        conditional = predict(model.conditional_logits, test).reshape(len(test), len(tasks))
+        for t in range(1, len(tasks)):
+            reached = test[tasks[t - 1]].numpy() == 1
+            labels = test[tasks[t]].numpy()[reached]
+            if 0 < labels.sum() < len(labels):
+                figures[f"{tasks[t]}_given_{tasks[t - 1]}_auc"] = auc(labels, conditional[reached, t])
+    return figures
 
 
 def run(

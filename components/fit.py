@@ -12,6 +12,7 @@ from components.artifacts import load_behavior_log, load_ranking, load_schema, r
 from rechub_core.data.tables import TensorTable
 from rechub_core.features import Schema
 from rechub_core.models.registry import Family, build
+from rechub_core.training.balancing import Balancing
 from rechub_core.training.trainer import EarlyStopping, TrainConfig, fit_pointwise
 
 
@@ -35,13 +36,19 @@ def fit_registered(
     *,
     seed: int,
     desc: str,
+    regression: tuple[str, ...] = (),
+    balancing: Balancing | None = None,
     **build_kwargs: Any,
 ) -> tuple[nn.Module, list[dict]]:
-    """Build the model a config names and train it, early-stopping on ``valid``; reproducible end to end."""
+    """Build the model a config names and train it, early-stopping on ``valid``; reproducible end to end.
+
+    ``regression`` names the labels trained with squared error; ``balancing`` combines several tasks' losses.
+    """
     generator = torch.Generator().manual_seed(seed)
     with reproducible(seed):
         model = build(family, config, schema, **build_kwargs)
         history = fit_pointwise(
-            model, train, labels, train_config, generator=generator, valid=valid, early_stopping=early_stopping, desc=desc
+            model, train, labels, train_config, generator=generator, valid=valid, early_stopping=early_stopping,
+            regression=regression, balancing=balancing, desc=desc,
         )
     return model, history

@@ -9,11 +9,14 @@ splitting is DuckDB SQL. Writes into ``processed`` (atomically, whole):
 - ``vocab/<feature>.parquet``: raw value → contiguous id (0 = unknown/padding)
 - ``users.parquet`` / ``items.parquet``: encoded side features, one row per id
 - ``recall_train.parquet`` / ``recall_test.parquet``: leave-last-out per user;
-  each row has the user's features, the ``hist`` of the previous items and the
-  target ``item_id``
+  each row has the user's features, the ``hist`` of the previous items, their
+  times ``hist_ts`` (for time-aware augmentation) and the target ``item_id``
 - ``ranking_{train,valid,test}.parquet``: impressions split by time, with
   user and item features, ``hist`` before the impression and its items'
-  times ``hist_ts``, ``click`` and ``conversion``
+  times ``hist_ts``, the binary labels ``click`` and ``conversion``, and every
+  further column of the impressions file as a real-valued label (a regression
+  target for train_mtl, e.g. the built-in data's ``log_dwell``), which must be
+  numeric
 - ``behaviors.parquet``: the long behaviour log ``(user_id, item_id,
   category, ts)`` sorted by user then time
 
@@ -61,6 +64,7 @@ class RawTable:
     columns: dict[str, str]  # column → DuckDB type it must cast to
     required: tuple[str, ...]  # columns that may not be null
     optional: bool = False  # the file may be absent
+    extra: str | None = None  # the DuckDB type every further column must cast to (kept, required); None: ignored
 
 
 RAW_TABLES = (
@@ -76,9 +80,21 @@ RAW_TABLES = (
         "impressions",
         {"user_id": "BIGINT", "item_id": "BIGINT", "ts": "BIGINT", "click": "INTEGER", "conversion": "INTEGER"},
         ("user_id", "item_id", "ts", "click", "conversion"),
+        extra="DOUBLE",  # real-valued labels
     ),
 )
 CATEGORICAL = {"users": ("gender", "region"), "items": ("category", "brand")}
+
+
+def _ident(name: str) -> str:
+    """A column name as an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def value_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The real-valued label columns of the loaded impressions (its columns beyond the fixed ones)."""
+    fixed = {*next(t for t in RAW_TABLES if t.name == "impressions").columns, "line"}
+    return [r[0] for r in con.execute("DESCRIBE raw_impressions").fetchall() if r[0] not in fixed]
 
 
 def _quote(path: Path) -> str:
@@ -144,11 +160,18 @@ def load_raw(con: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawTable) -> N
     missing = [c for c in spec.columns if c not in present]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; found {present}")
+    columns = dict(spec.columns)
+    required = set(spec.required)
+    if spec.extra is not None:
+        extra = [c for c in present if c not in columns and c != "line"]
+        columns.update({c: spec.extra for c in extra})
+        required.update(extra)
     n = con.execute(f"SELECT count(*) FROM src_{spec.name}").fetchone()[0]
     if n == 0:
         raise DataError(f"{path}: no rows")
     numbered = f"(SELECT *, row_number() OVER () - 1 + {first_line} AS line FROM src_{spec.name})"
-    for col, typ in spec.columns.items():
+    for name, typ in columns.items():
+        col = _ident(name)
         invalid = f"TRY_CAST({col} AS {typ}) IS NULL"
         if typ in ("BIGINT", "INTEGER"):  # casting 1.5 to an integer rounds it: a fractional value is invalid too
             invalid += f" OR TRY_CAST({col} AS DOUBLE) <> TRY_CAST({col} AS {typ})"
@@ -157,12 +180,12 @@ def load_raw(con: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawTable) -> N
             f"WHERE {col} IS NOT NULL AND ({invalid}) ORDER BY line LIMIT 1"
         ).fetchone()
         if bad is not None:
-            raise DataError(f"{path}: column {col!r} line {bad[0]}: {bad[1]!r} is not a valid {typ.lower()}")
-        if col in spec.required:
+            raise DataError(f"{path}: column {name!r} line {bad[0]}: {bad[1]!r} is not a valid {typ.lower()}")
+        if name in required:
             null = con.execute(f"SELECT line FROM {numbered} WHERE {col} IS NULL ORDER BY line LIMIT 1").fetchone()
             if null is not None:
-                raise DataError(f"{path}: column {col!r} line {null[0]}: empty value in a required column")
-    casts = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in spec.columns.items())
+                raise DataError(f"{path}: column {name!r} line {null[0]}: empty value in a required column")
+    casts = ", ".join(f"CAST({_ident(c)} AS {t}) AS {_ident(c)}" for c, t in columns.items())
     con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{spec.name} AS SELECT {casts}, line FROM {numbered}")
 
 
@@ -181,6 +204,9 @@ def _check_references(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> None:
 
 def _encode(con: duckdb.DuckDBPyConnection, history_len: int, split) -> None:
     """Vocabularies, encoded side tables, and the recall and ranking splits as temp tables."""
+    value_names = [_ident(c) for c in value_columns(con)]
+    values = "".join(f", CAST(m.{c} AS FLOAT) AS {c}" for c in value_names)
+    imp_values = "".join(f", imp.{c}" for c in value_names)
     # vocabularies: ids sorted by raw value, 1..n; 0 stays unknown / padding
     con.execute("CREATE TEMP TABLE vocab_user_id AS SELECT user_id AS raw, row_number() OVER (ORDER BY user_id) AS id "
                 "FROM (SELECT DISTINCT user_id FROM raw_users)")
@@ -224,6 +250,7 @@ def _encode(con: duckdb.DuckDBPyConnection, history_len: int, split) -> None:
         CREATE TEMP TABLE events AS
         SELECT vu.id AS user_id, vi.id AS item_id, x.ts, x.line,
                list(vi.id) OVER w_before AS hist,
+               list(x.ts) OVER w_before AS hist_ts_before,
                list(vi.id) OVER w_upto AS hist_upto,
                list(x.ts) OVER w_upto AS hist_ts_upto,
                row_number() OVER (PARTITION BY vu.id ORDER BY x.ts DESC, x.line DESC) AS from_end,
@@ -235,7 +262,8 @@ def _encode(con: duckdb.DuckDBPyConnection, history_len: int, split) -> None:
                             ROWS BETWEEN {history_len} PRECEDING AND 1 PRECEDING),
                w_upto AS (PARTITION BY vu.id ORDER BY x.ts, x.line
                           ROWS BETWEEN {history_len - 1} PRECEDING AND CURRENT ROW)""")
-    recall_cols = "e.user_id, u.gender, u.age_bucket, u.region, coalesce(e.hist, []) AS hist, e.item_id, e.ts"
+    recall_cols = ("e.user_id, u.gender, u.age_bucket, u.region, coalesce(e.hist, []) AS hist, "
+                   "coalesce(e.hist_ts_before, []) AS hist_ts, e.item_id, e.ts")  # hist_ts: the history's times
     for name, cond in (("recall_train", "NOT (e.from_end = 1 AND e.n_user >= 2)"),
                        ("recall_test", "e.from_end = 1 AND e.n_user >= 2")):
         con.execute(f"CREATE TEMP TABLE {name} AS SELECT {recall_cols} FROM events e "
@@ -244,7 +272,7 @@ def _encode(con: duckdb.DuckDBPyConnection, history_len: int, split) -> None:
     con.execute(f"""
         CREATE TEMP TABLE ranking AS
         WITH imp AS (
-            SELECT vu.id AS user_id, vi.id AS item_id, m.ts, m.line, m.click, m.conversion
+            SELECT vu.id AS user_id, vi.id AS item_id, m.ts, m.line, m.click, m.conversion{values}
             FROM raw_impressions m
             JOIN vocab_user_id vu ON vu.raw = m.user_id
             JOIN vocab_item_id vi ON vi.raw = m.item_id),
@@ -252,7 +280,7 @@ def _encode(con: duckdb.DuckDBPyConnection, history_len: int, split) -> None:
                         quantile_disc(ts, {1 - split.test_fraction}) AS t_test FROM imp)
         SELECT imp.user_id, u.gender, u.age_bucket, u.region, coalesce(h.hist_upto, []) AS hist, coalesce(h.hist_ts_upto, []) AS hist_ts,
                imp.item_id, i.category, i.brand, i.price_bucket, i.price,
-               imp.ts, imp.click, imp.conversion, imp.line,
+               imp.ts, imp.click, imp.conversion{imp_values}, imp.line,
                CASE WHEN imp.ts >= cuts.t_test THEN 'test' WHEN imp.ts >= cuts.t_valid THEN 'valid'
                     ELSE 'train' END AS split
         FROM imp CROSS JOIN cuts
@@ -273,6 +301,8 @@ def _encode(con: duckdb.DuckDBPyConnection, history_len: int, split) -> None:
 
 
 def build_schema(con: duckdb.DuckDBPyConnection, history_len: int, long_history_len: int) -> Schema:
+    """The feature schema of the encoded tables; labels from the impressions."""
+
     def size(table: str) -> int:
         return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] + 1
 
@@ -310,6 +340,7 @@ def build_schema(con: duckdb.DuckDBPyConnection, history_len: int, long_history_
     return Schema(
         {"user": user, "item": item, "behavior": behavior, "negatives": negatives, "long": long},
         labels=("click", "conversion"),
+        values=tuple(value_columns(con)),
     )
 
 

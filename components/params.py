@@ -19,15 +19,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from components.errors import RechubError
+from rechub_core.data.augment import AUGMENTATIONS, NoAugmentation
 from rechub_core.data.synthetic import SyntheticConfig
-from rechub_core.models.registry import REGISTRY
+from rechub_core.models.registry import REGISTRY, entry
+from rechub_core.training.balancing import METHODS as BALANCING_METHODS
 from rechub_core.training.objectives import MODEL_SPECIFIC, TWO_TOWER
 from rechub_core.training.trainer import EarlyStopping, TrainConfig
 
 _FORBID = ConfigDict(extra="forbid")
 # the library's config dataclasses are plain dataclasses; make pydantic reject unknown keys in them too
 _OBJECTIVES = (*TWO_TOWER, *MODEL_SPECIFIC)
-for _cls in [SyntheticConfig, TrainConfig, EarlyStopping, *_OBJECTIVES,
+for _cls in [SyntheticConfig, TrainConfig, EarlyStopping, *_OBJECTIVES, *BALANCING_METHODS, *AUGMENTATIONS,
              *(e.config for fam in REGISTRY.values() for e in fam.values())]:
     _cls.__pydantic_config__ = _FORBID
 
@@ -45,8 +47,10 @@ def _model_union(family: str) -> Any:
 
 MatchingModel = _model_union("matching")
 RecallObjective = _union(_OBJECTIVES)
+RecallAugmentation = _union(AUGMENTATIONS)
 RankingModel = _model_union("ranking")
 MultiTaskModel = _model_union("multi_task")
+LossBalancing = _union(BALANCING_METHODS)
 
 
 class Section(BaseModel):
@@ -79,6 +83,7 @@ class TrainRecallParams(Section):
     model: MatchingModel
     objective: RecallObjective
     train: TrainConfig
+    augmentation: RecallAugmentation  # none | ticoserec: a contrastive loss on augmented histories
 
     @model_validator(mode="after")
     def _model_supports_objective(self):
@@ -90,6 +95,24 @@ class TrainRecallParams(Section):
                 f"{[c.__dataclass_fields__['name'].default for c in (*TWO_TOWER, *own)]}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _objective_takes_augmentation(self):
+        # the contrastive loss is added where batches hold histories: the two-tower and next-item trainers
+        if not isinstance(self.augmentation, NoAugmentation) and self.objective.name in AUGMENTED_ELSEWHERE:
+            raise ValueError(
+                f"augmentation {self.augmentation.name!r} is not available with objective {self.objective.name!r} "
+                f"({AUGMENTED_ELSEWHERE[self.objective.name]}); use a two-tower objective or next_item, "
+                "or augmentation name: none"
+            )
+        return self
+
+
+# objectives whose trainers have no batch of histories to augment
+AUGMENTED_ELSEWHERE = {
+    "session_parallel": "it feeds GRU4Rec one event at a time, not histories",
+    "divide_and_conquer": "its trainer scores per-cluster task vectors and takes no auxiliary loss",
+}
 
 
 class BuildIndexParams(Section):
@@ -113,9 +136,25 @@ class TrainRankerParams(Section):
 class TrainMTLParams(Section):
     seed: int
     model: MultiTaskModel
-    tasks: list[Literal["click", "conversion"]] = Field(min_length=1)
+    # label columns of the impressions: binary (click, conversion) or real-valued (regression, e.g. log_dwell)
+    tasks: list[str] = Field(min_length=1)
+    balancing: LossBalancing
     train: TrainConfig
     early_stopping: EarlyStopping
+
+    @model_validator(mode="after")
+    def _tasks_fit(self):
+        if len(set(self.tasks)) < len(self.tasks):
+            raise ValueError(f"tasks: each task once, got {self.tasks}")
+        weights = getattr(self.balancing, "weights", None)
+        if weights is not None and len(weights) != len(self.tasks):
+            raise ValueError(f"balancing.weights: one weight per task {self.tasks}, got {weights}")
+        target = getattr(self.balancing, "target", None)
+        if target is not None and target not in self.tasks:
+            raise ValueError(f"balancing.target: {target!r} is not one of the tasks {self.tasks}")
+        if getattr(entry("multi_task", self.model.name).model, "funnel", False) and len(self.tasks) < 2:
+            raise ValueError(f"tasks: model {self.model.name!r} models a funnel and needs at least two tasks")
+        return self
 
 
 class FullRanking(Section):
@@ -197,6 +236,8 @@ _TAGS = {
     "model": {name for family in REGISTRY.values() for name in family},
     "objective": {c.__dataclass_fields__["name"].default for c in _OBJECTIVES},
     "protocol": {"full", "sampled"},
+    "augmentation": {c.__dataclass_fields__["name"].default for c in AUGMENTATIONS},
+    "balancing": {c.__dataclass_fields__["name"].default for c in BALANCING_METHODS},
 }
 
 

@@ -1,19 +1,48 @@
-"""Train the multi-task model on the tasks named in params (label columns of the impressions)."""
+"""Train the multi-task model on the tasks named in params (label columns of the impressions).
+
+A task is binary if its column is one of the schema's ``labels`` (trained with
+BCE-with-logits) and a regression task if it is one of its ``values`` (squared
+error); ``balancing`` combines the task losses. A model of a funnel
+(ESMM, AITM: ``funnel = True``) needs binary tasks in the schema's funnel order.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from components.artifacts import save_model
+from components.errors import DataError
 from components.fit import fit_registered, ranking_tables
 from components.io import atomic_dir, require_validated, write_json
 from components.params import TrainMTLParams, section_dict
+from rechub_core.features import Schema
+from rechub_core.models.registry import entry
+
+
+def task_kinds(params: TrainMTLParams, schema: Schema) -> tuple[str, ...]:
+    """The regression tasks among ``params.tasks``; fails naming a task the data has no column for."""
+    unknown = [t for t in params.tasks if t not in (*schema.labels, *schema.values)]
+    if unknown:
+        raise DataError(
+            f"train_mtl.tasks: {unknown} not among the impressions' labels; binary: {list(schema.labels)}, "
+            f"real-valued: {list(schema.values)}"
+        )
+    regression = tuple(t for t in params.tasks if t in schema.values)
+    if getattr(entry("multi_task", params.model.name).model, "funnel", False):
+        order = [schema.labels.index(t) for t in params.tasks if t in schema.labels]
+        if regression or order != sorted(order):
+            raise DataError(
+                f"train_mtl.tasks: model {params.model.name!r} models a funnel: its tasks must be binary labels in "
+                f"funnel order {list(schema.labels)}, got {params.tasks}"
+            )
+    return regression
 
 
 def run(params: TrainMTLParams, *, processed: Path, report: Path, model_dir: Path, plot: Path) -> dict:
     require_validated(report)
     schema, train, valid = ranking_tables(processed, params.model.groups)
     tasks = list(params.tasks)
+    regression = task_kinds(params, schema)
     model, history = fit_registered(
         "multi_task",
         params.model,
@@ -25,10 +54,13 @@ def run(params: TrainMTLParams, *, processed: Path, report: Path, model_dir: Pat
         params.early_stopping,
         seed=params.seed,
         desc="train_mtl",
+        regression=regression,
+        balancing=params.balancing,
         num_tasks=len(tasks),
     )
     with atomic_dir(model_dir) as out:
-        save_model(out, "multi_task", model, params.model, schema, tasks=tasks, history=history)
+        save_model(out, "multi_task", model, params.model, schema, tasks=tasks, regression=list(regression),
+                   history=history)
         write_json(out / "params.json", section_dict(params))
     write_json(plot, history)
     return {"history": history}

@@ -6,7 +6,8 @@ ephemeral GX context, one pandas batch per table plus a few derived batches:
 
 - ``<table>``: required columns present, no nulls, sparse ids in
   ``[0, vocab_size - 1]``, labels in {0, 1} and in funnel order (a label never
-  exceeds the one before it: conversion only after a click), at least one row
+  exceeds the one before it: conversion only after a click), real-valued
+  labels (the schema's ``values``) present and non-null, at least one row
   and at most ``max_len`` ids per sequence
 - ``<table>.<sequence>``: the ids inside a list column (e.g. ``hist``),
   flattened into the column ``element`` of their own batch, non-null and in
@@ -116,7 +117,7 @@ def build_batches(gxe: Any, schema: Schema, tables: dict[str, pa.Table]) -> list
                     )
                 )
                 derived.append(_elements_batch(gxe, name, feat, table.column(feat.name)))
-        extra_cols = [*(schema.labels if layout.labels else ()), *((TS,) if layout.ts else ())]
+        extra_cols = [*((*schema.labels, *schema.values) if layout.labels else ()), *((TS,) if layout.ts else ())]
         for col in extra_cols:
             expectations.append(gxe.ExpectColumnToExist(column=col))
             if col in cols:

@@ -90,7 +90,7 @@ STAGES: tuple[Stage, ...] = (
         deps={"processed": PROCESSED, "samples": SAMPLES},
         outs={"model_dir": RECALL_MODEL},
         plots={"plot": "plots/train_recall.json"},
-        code=MODEL_CODE,
+        code=("rechub_core/data/augment.py", *MODEL_CODE),
     ),
     Stage(
         "build_index",

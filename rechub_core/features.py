@@ -53,10 +53,13 @@ _KINDS = {"sparse": SparseFeature, "dense": DenseFeature, "sequence": SequenceFe
 
 @dataclass(frozen=True)
 class Schema:
-    """Named groups of features (e.g. ``user``, ``item``) and the label columns."""
+    """Named groups of features (e.g. ``user``, ``item``) and the label columns: ``labels`` are
+    binary, in funnel order (a later one is 1 only where an earlier one is), ``values`` real-valued
+    (regression targets)."""
 
     groups: dict[str, tuple[Feature, ...]] = field(default_factory=dict)
     labels: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
 
     def features(self, *groups: str) -> tuple[Feature, ...]:
         """The features of the named groups, in order, without repeats."""
@@ -78,13 +81,13 @@ class Schema:
 
     def to_json(self) -> str:
         groups = {g: [asdict(f) for f in fs] for g, fs in self.groups.items()}
-        return json.dumps({"groups": groups, "labels": list(self.labels)}, indent=2)
+        return json.dumps({"groups": groups, "labels": list(self.labels), "values": list(self.values)}, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> Schema:
         raw = json.loads(text)
         groups = {g: tuple(_KINDS[f.pop("kind")](**f) for f in fs) for g, fs in raw["groups"].items()}
-        return cls(groups, tuple(raw["labels"]))
+        return cls(groups, tuple(raw["labels"]), tuple(raw.get("values", ())))
 
     def sequence_lengths(self) -> dict[str, int]:
         """``{name: max_len}`` of every sequence feature, for padding lists into tensors."""

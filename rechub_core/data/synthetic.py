@@ -25,7 +25,10 @@ something:
   can find and a pooled history blurs), and a bonus when the user browsed the
   item before (found only by searching the long behaviour log);
 - conversions happen only after a click, with their own logit: shared
-  affinity, but price-averse and driven by a region×category cross.
+  affinity, but price-averse and driven by a region×category cross;
+- ``log_dwell``, a regression target: ``log(1 + seconds)`` on the item's page
+  after a click (0 without one), longer for on-interest and pricier items and
+  varying by category.
 
 Every loop runs over time steps (vectorised across users), never over users
 or rows.
@@ -276,6 +279,11 @@ def generate(config: SyntheticConfig) -> dict[str, pa.Table]:
     price_z = (np.log(price) - np.log(price).mean()) / np.log(price).std()
     conv_logit = -1.8 + 0.5 * np.log(affinity + 0.05) - 0.8 * price_z[imp_item] + region_x_cat[r, c]
     conversion = click & (rng.uniform(size=(U, M)) < _sigmoid(conv_logit))
+    # dwell after a click, from its own stream (every draw above keeps its values)
+    dwell_rng = np.random.default_rng([config.seed, 2])
+    category_dwell = dwell_rng.normal(0, 0.3, size=K)
+    dwell_mean = 3.0 + 0.4 * np.log(affinity + 0.05) + 0.3 * price_z[imp_item] + category_dwell[c]
+    log_dwell = np.where(click, np.maximum(dwell_mean + dwell_rng.normal(0, 0.5, size=(U, M)), 0.0), 0.0)
 
     imp_order = np.argsort(imp_t.ravel(), kind="stable")
     log_order = np.argsort(t_idx, kind="stable")
@@ -310,6 +318,7 @@ def generate(config: SyntheticConfig) -> dict[str, pa.Table]:
                 "ts": imp_t.ravel()[imp_order],
                 "click": click.ravel()[imp_order].astype(np.int8),
                 "conversion": conversion.ravel()[imp_order].astype(np.int8),
+                "log_dwell": np.round(log_dwell.ravel()[imp_order], 4),
             }
         ),
     }

@@ -13,6 +13,7 @@ from rechub_core.layers.cross import CrossNet, CrossNetV2, LowRankMixtureCross
 from rechub_core.layers.crossed import CrossedIds
 from rechub_core.layers.dice import Dice
 from rechub_core.layers.embedding import FeatureEmbedding, FieldEmbedding, FlatInput, stack_dense
+from rechub_core.layers.experts import Experts, ExtractionLevel, gate
 from rechub_core.layers.field_aware import FieldAwareEmbedding, FieldAwareInteraction
 from rechub_core.layers.fm import FactorizationMachine
 from rechub_core.layers.gru import GRUEncoder
@@ -47,6 +48,8 @@ __all__ = [
     "CrossNetV2",
     "CrossedIds",
     "Dice",
+    "Experts",
+    "ExtractionLevel",
     "FactorizationMachine",
     "FeatureEmbedding",
     "FieldAwareEmbedding",
@@ -67,6 +70,7 @@ __all__ = [
     "Tower",
     "TransformerBlock",
     "field_pairs",
+    "gate",
     "hard_search",
     "label_aware_attention",
     "nearest_interest",

@@ -27,7 +27,13 @@ from rechub_core.models.matching.youtube_sbc import YouTubeSBC, YouTubeSBCConfig
 from rechub_core.models.matching.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
 from rechub_core.models.matching.stamp import STAMP, STAMPConfig
 from rechub_core.models.matching.sine import SINE, SINEConfig
+from rechub_core.models.multi_task.aitm import AITM, AITMConfig
+from rechub_core.models.multi_task.esmm import ESMM, ESMMConfig
 from rechub_core.models.multi_task.mmoe import MMoE, MMoEConfig
+from rechub_core.models.multi_task.cgc import CGC, CGCConfig
+from rechub_core.models.multi_task.moe import MoE, MoEConfig
+from rechub_core.models.multi_task.ple import PLE, PLEConfig
+from rechub_core.models.multi_task.shared_bottom import SharedBottom, SharedBottomConfig
 from rechub_core.models.ranking.afm import AFM, AFMConfig
 from rechub_core.models.ranking.autoint import AutoInt, AutoIntConfig
 from rechub_core.models.ranking.edcn import EDCN, EDCNConfig
@@ -119,7 +125,13 @@ REGISTRY: dict[Family, dict[str, Entry]] = {
         "mimn": Entry(MIMN, MIMNConfig),
     },
     "multi_task": {
+        "shared_bottom": Entry(SharedBottom, SharedBottomConfig),
+        "moe": Entry(MoE, MoEConfig),
         "mmoe": Entry(MMoE, MMoEConfig),
+        "cgc": Entry(CGC, CGCConfig),
+        "ple": Entry(PLE, PLEConfig),
+        "esmm": Entry(ESMM, ESMMConfig),
+        "aitm": Entry(AITM, AITMConfig),
     },
 }
 

@@ -11,11 +11,13 @@ The model supplies ``sequence_states(ids) -> (B, L, D)`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rechub_core.data.tables import TensorTable
+from rechub_core.data.tables import Batch, TensorTable
 from rechub_core.training.optim import trains_with_sparse_embeddings
 from rechub_core.training.trainer import TrainConfig, epoch_batches, optimizer_for
 
@@ -73,30 +75,41 @@ def fit_next_item(
     config: TrainConfig,
     *,
     generator: torch.Generator,
+    auxiliary: Callable[[nn.Module, Batch], torch.Tensor] | None = None,
     desc: str = "train",
 ) -> list[dict[str, float]]:
     """Train on ``sequences["seq"]`` ``(N, L+1)``, left-padded item ids, most recent last.
 
     Fresh negatives for every batch (one per target position, unseen in the
     row's sequence) and the shuffling both come from ``generator``. Returns
-    one ``{"epoch", "train_loss"}`` dict per epoch.
+    one ``{"epoch", "train_loss"}`` dict per epoch. ``auxiliary(model, batch)``,
+    if given, is added to every step's loss on the batch of ``sequences`` rows
+    (e.g. ``rechub_core.data.augment.SequenceContrast`` over the ``hist`` and
+    ``hist_ts`` columns, the inputs ``seq[:, :-1]`` and their times) and
+    reported as ``train_auxiliary_loss`` (per target, as ``train_loss``).
     """
     optimizer = optimizer_for(model, config)
     history: list[dict[str, float]] = []
     for epoch in range(1, config.epochs + 1):
         model.train()
-        total, count = 0.0, 0
+        total, count, extra_total = 0.0, 0, 0.0
         for batch in epoch_batches(sequences, config, generator=generator, epoch=epoch, desc=desc):
             seq = batch["seq"]  # (B, L+1)
             negatives = sample_unseen(seq, n_items, seq.shape[1] - 1, generator)  # (B, L)
             loss, n = next_item_loss(model, seq, negatives)
             if n == 0:
                 continue
+            extra = auxiliary(model, batch) if auxiliary is not None else None
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if extra is None else loss + extra).backward()
             optimizer.step()
             total += loss.item() * n
             count += n
-        history.append({"epoch": epoch, "train_loss": total / max(count, 1)})
+            if extra is not None:
+                extra_total += extra.item() * n
+        record = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        if auxiliary is not None:
+            record["train_auxiliary_loss"] = extra_total / max(count, 1)
+        history.append(record)
     model.eval()
     return history

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from rechub_core.data.sampling import StreamingFrequency
 from rechub_core.data.tables import Batch, BatchSource, TensorTable
 from rechub_core.metrics import auc
+from rechub_core.training.balancing import Balancer, Balancing, Equal
 from rechub_core.training.losses import (
     bpr,
     full_softmax,
@@ -64,7 +65,9 @@ class EarlyStopping:
     """Keep the best epoch on the validation set; stop after ``patience`` epochs without gain."""
 
     patience: int = 1
-    monitor: Literal["auc", "logloss"] = "auc"  # mean AUC over tasks, or logloss
+    # auc: mean AUC over the binary tasks; logloss: their mean logloss; loss: the mean of every task's
+    # validation loss (logloss for binary tasks, squared error for regression tasks)
+    monitor: Literal["auc", "logloss", "loss"] = "auc"
 
     def __post_init__(self):
         if self.patience < 1:
@@ -102,15 +105,32 @@ def predict(fn: Callable[[Batch], torch.Tensor], table: TensorTable, batch_size:
     return torch.cat([fn(b) for b in table.batches(batch_size)]).numpy()
 
 
-def _evaluate(model: nn.Module, table: TensorTable, label_names: Sequence[str], batch_size: int) -> dict[str, float]:
+def task_losses(outputs: torch.Tensor, labels: torch.Tensor, regression: torch.Tensor) -> torch.Tensor:
+    """Mean loss per task ``(T,)`` of outputs and labels ``(B, T)``: squared error where ``regression (T,)``
+    is set, BCE-with-logits elsewhere."""
+    bce = F.binary_cross_entropy_with_logits(outputs, labels, reduction="none").mean(0)  # (T,)
+    if not regression.any():
+        return bce
+    return torch.where(regression, (outputs - labels).square().mean(0), bce)
+
+
+def _evaluate(
+    model: nn.Module, table: TensorTable, label_names: Sequence[str], regression: Sequence[str], batch_size: int
+) -> dict[str, float]:
     model.eval()
-    logits = predict(model, table, batch_size).reshape(len(table), -1)  # (N, T)
+    outputs = predict(model, table, batch_size).reshape(len(table), -1)  # (N, T)
     labels = np.stack([table[n].numpy() for n in label_names], axis=1).astype(np.float32)
-    loss = F.binary_cross_entropy_with_logits(torch.from_numpy(logits), torch.from_numpy(labels)).item()
-    out = {"valid_logloss": loss}
+    is_regression = torch.tensor([n in regression for n in label_names])
+    losses = task_losses(torch.from_numpy(outputs), torch.from_numpy(labels), is_regression)  # (T,)
+    binary = [t for t, n in enumerate(label_names) if n not in regression]
+    out = {"valid_loss": float(losses.mean())}
+    if binary:
+        out["valid_logloss"] = float(losses[binary].mean())
     for t, name in enumerate(label_names):
-        if 0 < labels[:, t].sum() < len(labels):
-            out[f"valid_{name}_auc"] = auc(labels[:, t], logits[:, t])
+        if name in regression:
+            out[f"valid_{name}_rmse"] = float(losses[t].sqrt())
+        elif 0 < labels[:, t].sum() < len(labels):
+            out[f"valid_{name}_auc"] = auc(labels[:, t], outputs[:, t])
     aucs = [out[f"valid_{n}_auc"] for n in label_names if f"valid_{n}_auc" in out]
     out["valid_auc"] = float(np.mean(aucs)) if aucs else float("nan")
     return out
@@ -139,36 +159,49 @@ def fit_pointwise(
     generator: torch.Generator,
     valid: TensorTable | None = None,
     early_stopping: EarlyStopping | None = None,
+    regression: Sequence[str] = (),
+    balancing: Balancing | None = None,
     desc: str = "train",
 ) -> list[dict[str, float]]:
-    """Train logits ``(B,)`` / ``(B, T)`` against ``label_names`` with BCE-with-logits (plus a model's
-    auxiliary loss, see ``training_outputs``).
+    """Train outputs ``(B,)`` / ``(B, T)`` against ``label_names``: BCE-with-logits for binary labels,
+    squared error for those named in ``regression``, combined by ``balancing``
+    (``rechub_core.training.balancing``; default: their sum), plus a model's
+    auxiliary loss (see ``training_outputs``).
 
     With ``valid``, keeps the weights of the epoch with the best validation
-    figure (``early_stopping.monitor``: mean AUC over tasks, or logloss) and
-    stops after ``early_stopping.patience`` epochs without gain.
-    Returns one dict of figures per epoch.
+    figure (``early_stopping.monitor``) and stops after
+    ``early_stopping.patience`` epochs without gain. Returns one dict of
+    figures per epoch, with each task's balancing weight (``weight_<task>``) for several tasks.
     """
-    optimizer = optimizer_for(model, config)
     stopping = early_stopping or EarlyStopping()
+    binary = [n for n in label_names if n not in regression]
+    if stopping.monitor in ("auc", "logloss") and valid is not None and not binary:
+        raise ValueError(f"early stopping on {stopping.monitor!r} needs a binary task; all of {list(label_names)} "
+                         "are regression tasks (monitor 'loss' works for any)")
+    optimizer = optimizer_for(model, config)
+    is_regression = [n in regression for n in label_names]
+    balancer = Balancer(balancing or Equal(), model, label_names, is_regression)
     history: list[dict[str, float]] = []
     best_score, best_state, stale = -math.inf, None, 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         total, count = 0.0, 0
         for batch in epoch_batches(train, config, generator=generator, epoch=epoch, desc=desc):
-            logits, auxiliary = training_outputs(model, batch)
-            logits = logits.reshape(len(batch[label_names[0]]), -1)  # (B, T)
-            loss = F.binary_cross_entropy_with_logits(logits, _labels(batch, label_names)) + auxiliary
+            outputs, auxiliary = training_outputs(model, batch)
+            outputs = outputs.reshape(len(batch[label_names[0]]), -1)  # (B, T)
+            losses = task_losses(outputs, _labels(batch, label_names), balancer.regression)  # (T,)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = balancer.backward(losses, auxiliary)
             optimizer.step()
-            total += loss.item() * logits.shape[0]
-            count += logits.shape[0]
-        record = {"epoch": epoch, "train_logloss": total / count}
+            total += float(loss) * outputs.shape[0]
+            count += outputs.shape[0]
+        record = {"epoch": epoch, "train_loss": total / count}
+        if len(label_names) > 1:
+            record.update({f"weight_{n}": w for n, w in zip(label_names, balancer.weights())})
         if valid is not None:
-            record.update(_evaluate(model, valid, label_names, config.batch_size * 4))
-            score = record["valid_auc"] if stopping.monitor == "auc" else -record["valid_logloss"]
+            record.update(_evaluate(model, valid, label_names, regression, config.batch_size * 4))
+            score = {"auc": record["valid_auc"], "logloss": -record.get("valid_logloss", math.nan),
+                     "loss": -record["valid_loss"]}[stopping.monitor]
             if score > best_score:
                 best_score, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
             else:
@@ -269,6 +302,7 @@ def fit_two_tower(
     item_logq: torch.Tensor | None = None,
     negatives: str | None = None,
     negative_logq: torch.Tensor | None = None,
+    auxiliary: Callable[[nn.Module, Batch], torch.Tensor] | None = None,
     desc: str = "train",
 ) -> list[dict[str, float]]:
     """Train ``user_embedding`` / ``item_embedding`` with a shared two-tower ``objective``.
@@ -280,7 +314,10 @@ def fit_two_tower(
     ``item_logq[i]`` is the log of item i's expected count among a batch's
     positives, used where the objective's ``logq_correction`` asks; with ``InBatch(logq_correction="streaming")`` it comes from
     ``StreamingFrequency`` over the batches seen so far instead. ``negatives``
-    and ``negative_logq`` as in ``two_tower_loss``.
+    and ``negative_logq`` as in ``two_tower_loss``. ``auxiliary(model, batch)``,
+    if given, is added to every step's loss (e.g. the contrastive loss of
+    ``rechub_core.data.augment.SequenceContrast``) and reported per epoch as
+    ``train_auxiliary_loss``; ``train_loss`` stays the objective's.
     """
     if needs_sampled_negatives(objective) and negatives is None:
         raise ValueError(f"objective {objective.name!r} needs a column of sampled negatives")
@@ -301,7 +338,7 @@ def fit_two_tower(
     history: list[dict[str, float]] = []
     for epoch in range(1, config.epochs + 1):
         model.train()
-        total, count = 0.0, 0
+        total, count, extra_total = 0.0, 0, 0.0
         drop_last = len(train) > config.batch_size  # a short last batch would have few in-batch negatives
         for batch in epoch_batches(train, config, generator=generator, epoch=epoch, desc=desc, drop_last=drop_last):
             pos_ids = batch["item_id"]
@@ -315,11 +352,17 @@ def fit_two_tower(
             )
             if regularization is not None:
                 loss = loss + regularization()
+            extra = auxiliary(model, batch) if auxiliary is not None else None
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if extra is None else loss + extra).backward()
             optimizer.step()
             total += loss.item() * len(pos_ids)
             count += len(pos_ids)
-        history.append({"epoch": epoch, "train_loss": total / count})
+            if extra is not None:
+                extra_total += extra.item() * len(pos_ids)
+        record = {"epoch": epoch, "train_loss": total / count}
+        if auxiliary is not None:
+            record["train_auxiliary_loss"] = extra_total / count
+        history.append(record)
     model.eval()
     return history

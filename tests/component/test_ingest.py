@@ -276,3 +276,18 @@ def test_atomic_dir_puts_the_old_artefact_back_when_the_swap_fails(tmp_path, mon
             (tmp / "new.txt").write_text("new")
     assert (target / "old.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_further_impression_columns_are_real_valued_labels(ingested):
+    processed = ingested / "data" / "processed"
+    schema = Schema.from_json((processed / "schema.json").read_text())
+    assert schema.labels == ("click", "conversion") and schema.values == ("log_dwell",)
+    test = read(ingested, "ranking_test")
+    assert (test.loc[test["click"] == 0, "log_dwell"] == 0).all()
+    assert (test.loc[test["click"] == 1, "log_dwell"] > 0).mean() > 0.9
+
+
+def test_non_numeric_real_valued_label(raw_copy, capsys):
+    root, raw = raw_copy
+    edit_csv(raw / "impressions.csv", 6, 5, "long")
+    _fails(root, "impressions.csv: column 'log_dwell' line 6: 'long' is not a valid double", capsys)

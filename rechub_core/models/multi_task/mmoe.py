@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from rechub_core.features import Group, Schema
-from rechub_core.layers import MLP, FlatInput
-from rechub_core.models.config import require_layers
+from rechub_core.layers import MLP, Experts, FlatInput, gate
+from rechub_core.models.config import require_dropout, require_layers, require_positive
 
 
 @dataclass
@@ -29,33 +29,30 @@ class MMoEConfig:
     groups: list[Group] = field(default_factory=lambda: ["user", "item"])
 
     def __post_init__(self):
-        require_layers(expert_dims=self.expert_dims, groups=self.groups)
-        if self.num_experts < 1:
-            raise ValueError("num_experts must be at least 1")
+        require_positive(embed_dim=self.embed_dim, num_experts=self.num_experts)
+        require_layers(expert_dims=self.expert_dims, tower_dims=self.tower_dims, groups=self.groups)
+        require_dropout(self.dropout)
 
 
 class MMoE(nn.Module):
     """``forward(batch) -> (B, T)`` logits, one column per task."""
 
+    one_gate = False  # MoE: a single gate's mixture feeds every tower
+
     def __init__(self, schema: Schema, config: MMoEConfig, num_tasks: int):
         super().__init__()
         self.input = FlatInput(schema.features(*config.groups), config.embed_dim)
         d_in = self.input.output_dim
-        self.experts = nn.ModuleList(
-            MLP(d_in, config.expert_dims, dropout=config.dropout) for _ in range(config.num_experts)
-        )
-        self.gates = nn.ModuleList(nn.Linear(d_in, config.num_experts) for _ in range(num_tasks))
-        d_expert = config.expert_dims[-1]
+        self.experts = Experts(d_in, config.num_experts, config.expert_dims, dropout=config.dropout)
+        self.gates = nn.ModuleList(nn.Linear(d_in, config.num_experts) for _ in range(1 if self.one_gate else num_tasks))
+        d_expert = self.experts.output_dim
         self.towers = nn.ModuleList(
             MLP(d_expert, config.tower_dims, dropout=config.dropout, output_dim=1) for _ in range(num_tasks)
         )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = self.input(batch)  # (B, d_in)
-        experts = torch.stack([e(x) for e in self.experts], dim=1)  # (B, E, d_expert)
-        logits = []
-        for gate, tower in zip(self.gates, self.towers):
-            weights = torch.softmax(gate(x), dim=-1).unsqueeze(-1)  # (B, E, 1)
-            mixed = (weights * experts).sum(dim=1)  # (B, d_expert)
-            logits.append(tower(mixed))  # (B, 1)
+        experts = self.experts(x)  # (B, E, d_expert)
+        mixed = [gate(g(x), experts) for g in self.gates]  # T (or 1) × (B, d_expert)
+        logits = [tower(mixed[0 if self.one_gate else t]) for t, tower in enumerate(self.towers)]  # T × (B, 1)
         return torch.cat(logits, dim=1)  # (B, T)
