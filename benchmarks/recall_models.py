@@ -1,6 +1,7 @@
 """Every registered recall model on the default data: the README's model table.
 
-    python -m benchmarks.recall_models [--quick] [--models dssm sasrec ...] [--out benchmarks/results/recall_models.json]
+    python -m benchmarks.recall_models [--quick] [--models dssm sasrec ...] [--augmentation none ticoserec]
+                                       [--out benchmarks/results/recall_models.json]
 
 Prepares the default data once (ingest, validate, negative_sample with the
 repository's ``params.yaml``) in a scratch project, then for each model runs
@@ -13,6 +14,10 @@ protocols:
   follows the user's last item as it does at least twice in training);
 - the sampled protocol of the sequential papers: the held-out item against
   100 unseen items drawn uniformly, HR@10 and NDCG@10.
+
+``--augmentation none ticoserec`` trains each model once per augmentation
+(``train_recall.augmentation`` with its default settings; default: none), to
+measure what TiCoSeRec's contrastive loss adds.
 
 Prints a Markdown table and writes every figure to ``--out``. ``--quick``
 uses a small generated data set (a smoke check, not the README's numbers).
@@ -35,13 +40,15 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.ranking_models import prepared_project  # noqa: E402
 from components.evaluate import RecallData, evaluate_recall, full_ranking_figures, sequence_driven  # noqa: E402
-from components.params import EvaluateParams, load  # noqa: E402
+from components.params import AUGMENTED_ELSEWHERE, EvaluateParams, load  # noqa: E402
 from pipelines.runner import run_stage  # noqa: E402
+from rechub_core.data.augment import AUGMENTATIONS  # noqa: E402
 from rechub_core.models.registry import REGISTRY  # noqa: E402
 from rechub_core.training.objectives import NextItem, SessionParallel  # noqa: E402
 
 QUICK = {"n_users": 500, "n_items": 300, "n_clusters": 8, "min_events": 6, "max_events": 40, "impressions_per_user": 20}
 K = 50
+AUGMENTATIONS_BY_NAME = {cls.__dataclass_fields__["name"].default: cls for cls in AUGMENTATIONS}
 SAMPLED = {"name": "sampled", "negatives": 100, "k": 10, "seed": 23}
 
 
@@ -54,13 +61,14 @@ def train_settings(objective, base: dict) -> dict:
     return base
 
 
-def measure(project: Path, name: str, base: dict) -> dict:
+def measure(project: Path, name: str, base: dict, augmentation: str = "none") -> dict:
     """Train, index and evaluate ``name`` in ``project`` (prepared with ``base`` params)."""
     entry = REGISTRY["matching"][name]
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train_recall"].update(
         model=asdict(entry.config()), objective=asdict(entry.paper),
         train=train_settings(entry.paper, base["train_recall"]["train"]),
+        augmentation=asdict(AUGMENTATIONS_BY_NAME[augmentation]()),
     )
     sampling = {**base["negative_sample"], **entry.negatives}
     resample = sampling != params["negative_sample"]
@@ -83,6 +91,7 @@ def measure(project: Path, name: str, base: dict) -> dict:
     return {
         "model": name,
         "objective": entry.paper.name,
+        "augmentation": augmentation,
         "train_seconds": round(seconds, 1),
         **full,
         f"ordered_recall@{K}": ordered[f"recall@{K}"],
@@ -98,8 +107,9 @@ def table(rows: list[dict]) -> str:
     )
     lines = [head, "|" + "---|" * 9]
     for r in rows:
+        model = r["model"] if r.get("augmentation", "none") == "none" else f"{r['model']} + {r['augmentation']}"
         lines.append(
-            f"| {r['model']} | {r['objective']} | {r[f'recall@{K}']:.4f} | {r[f'ndcg@{K}']:.4f} | {r[f'mrr@{K}']:.4f} "
+            f"| {model} | {r['objective']} | {r[f'recall@{K}']:.4f} | {r[f'ndcg@{K}']:.4f} | {r[f'mrr@{K}']:.4f} "
             f"| {r[f'ordered_recall@{K}']:.4f} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} | {r['train_seconds']:.0f} |"
         )
     pop = rows[0]
@@ -114,8 +124,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small data, for a smoke check")
     parser.add_argument("--models", nargs="+", choices=sorted(REGISTRY["matching"]), default=sorted(REGISTRY["matching"]))
+    parser.add_argument("--augmentation", nargs="+", choices=sorted(AUGMENTATIONS_BY_NAME), default=["none"],
+                        help="train each model once per augmentation, with its default settings")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "recall_models.json"))
     args = parser.parse_args()
+    if args.augmentation != ["none"]:
+        refused = [n for n in args.models if REGISTRY["matching"][n].paper.name in AUGMENTED_ELSEWHERE]
+        if refused:
+            parser.error(f"--augmentation: {refused} train with objectives that take none ({', '.join(AUGMENTED_ELSEWHERE)})")
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     if args.quick:
@@ -125,9 +141,10 @@ def main() -> int:
     rows = []
     with prepared_project(params, ("ingest", "validate", "negative_sample")) as project:
         for name in args.models:
-            rows.append(measure(project, name, params))
-            print(json.dumps(rows[-1]), flush=True)
-            shutil.rmtree(project / "models")
+            for augmentation in args.augmentation:
+                rows.append(measure(project, name, params, augmentation))
+                print(json.dumps(rows[-1]), flush=True)
+                shutil.rmtree(project / "models")
     print(table(rows))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
