@@ -119,9 +119,12 @@ def run(
             out / "manifest.json",
             {
                 "versions": {p: version(p) for p in PACKAGES},
-                "models": {**signatures, "mtl.onnx": {**signatures["mtl.onnx"], "tasks": {
-                    # column t of "logits": a binary task's logit (apply a sigmoid), a regression task's value
-                    t: "value" if t in mtl_meta.get("regression", ()) else "logit" for t in tasks}}},
+                "models": {**signatures, "mtl.onnx": {
+                    **signatures["mtl.onnx"],
+                    "tasks": list(tasks),  # column t of "logits" is task t
+                    # per task: a binary task's logit (apply a sigmoid) or a regression task's value
+                    "outputs": ["value" if t in mtl_meta.get("regression", ()) else "logit" for t in tasks],
+                }},
                 "index": {"file": "index.faiss", "ids": "item_ids.npy", "kind": sections["build_index"]["kind"], **retrieval},
                 "metrics": {
                     "index": read_json(index_metrics),

@@ -65,6 +65,7 @@ class RawTable:
     required: tuple[str, ...]  # columns that may not be null
     optional: bool = False  # the file may be absent
     extra: str | None = None  # the DuckDB type every further column must cast to (kept, required); None: ignored
+    reserved: tuple[str, ...] = ()  # names a further column may not take (the rows it joins already have them)
 
 
 RAW_TABLES = (
@@ -81,6 +82,10 @@ RAW_TABLES = (
         {"user_id": "BIGINT", "item_id": "BIGINT", "ts": "BIGINT", "click": "INTEGER", "conversion": "INTEGER"},
         ("user_id", "item_id", "ts", "click", "conversion"),
         extra="DOUBLE",  # real-valued labels
+        # the ranking rows' own columns, and the behaviour columns load_ranking adds (rechub_core.data.behaviors)
+        reserved=("user_id", "gender", "age", "age_bucket", "region", "hist", "hist_ts", "item_id", "category",
+                  "brand", "price", "price_bucket", "ts", "click", "conversion", "split", "hist_category",
+                  "hist_dt", "hist_neg", "hist_neg_category", "long_item", "long_category", "long_dt"),
     ),
 )
 CATEGORICAL = {"users": ("gender", "region"), "items": ("category", "brand")}
@@ -160,10 +165,19 @@ def load_raw(con: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawTable) -> N
     missing = [c for c in spec.columns if c not in present]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; found {present}")
+    if "line" in present:
+        raise DataError(f"{path}: column 'line' is reserved (ingest numbers the file's lines under that name); rename it")
     columns = dict(spec.columns)
     required = set(spec.required)
+    extra = []
     if spec.extra is not None:
-        extra = [c for c in present if c not in columns and c != "line"]
+        extra = [c for c in present if c not in columns]
+        clash = [c for c in extra if c in spec.reserved]
+        if clash:
+            raise DataError(
+                f"{path}: column(s) {clash}: every {spec.name} column beyond {list(spec.columns)} is kept as a "
+                f"label, and these names are already columns of the rows built from it; rename them"
+            )
         columns.update({c: spec.extra for c in extra})
         required.update(extra)
     n = con.execute(f"SELECT count(*) FROM src_{spec.name}").fetchone()[0]
@@ -180,7 +194,9 @@ def load_raw(con: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawTable) -> N
             f"WHERE {col} IS NOT NULL AND ({invalid}) ORDER BY line LIMIT 1"
         ).fetchone()
         if bad is not None:
-            raise DataError(f"{path}: column {name!r} line {bad[0]}: {bad[1]!r} is not a valid {typ.lower()}")
+            why = (f" (every {spec.name} column beyond {list(spec.columns)} is a real-valued label that "
+                   "train_mtl.tasks can name; drop the column or make it numeric)") if name in extra else ""
+            raise DataError(f"{path}: column {name!r} line {bad[0]}: {bad[1]!r} is not a valid {typ.lower()}{why}")
         if name in required:
             null = con.execute(f"SELECT line FROM {numbered} WHERE {col} IS NULL ORDER BY line LIMIT 1").fetchone()
             if null is not None:

@@ -291,3 +291,28 @@ def test_non_numeric_real_valued_label(raw_copy, capsys):
     root, raw = raw_copy
     edit_csv(raw / "impressions.csv", 6, 5, "long")
     _fails(root, "impressions.csv: column 'log_dwell' line 6: 'long' is not a valid double", capsys)
+
+
+def test_non_numeric_real_valued_label_says_why_the_column_is_read(raw_copy, capsys):
+    root, raw = raw_copy
+    edit_csv(raw / "impressions.csv", 6, 5, "long")
+    _fails(root, "is a real-valued label that train_mtl.tasks can name", capsys)
+
+
+@pytest.mark.parametrize("name", ["price", "split", "hist_ts", "hist_category"])
+def test_a_further_impression_column_may_not_take_a_ranking_column_name(raw_copy, capsys, name):
+    """Else DuckDB would rename one copy and the task would silently train on the feature."""
+    root, raw = raw_copy
+    path = raw / "impressions.csv"
+    lines = path.read_text().splitlines()
+    lines[0] = lines[0].replace("log_dwell", name)
+    path.write_text("\n".join(lines) + "\n")
+    _fails(root, f"impressions.csv: column(s) ['{name}']: every impressions column beyond", capsys)
+
+
+def test_a_raw_column_named_line_is_refused(raw_copy, capsys):
+    root, raw = raw_copy
+    path = raw / "items.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0] + ",line"] + [row + ",1" for row in lines[1:]]) + "\n")
+    _fails(root, "items.csv: column 'line' is reserved", capsys)

@@ -84,7 +84,8 @@ def test_bundle_holds_models_index_vocab_and_manifest(project):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert {"versions", "models", "metrics", "params_hash", "params"} <= set(manifest)
     assert manifest["versions"]["torch"].startswith("2.")
-    assert set(manifest["models"]["mtl.onnx"]["tasks"]) == {"click", "conversion"}
+    assert manifest["models"]["mtl.onnx"]["tasks"] == ["click", "conversion"]
+    assert manifest["models"]["mtl.onnx"]["outputs"] == ["logit", "logit"]
 
 
 def test_second_repro_does_nothing(project):
