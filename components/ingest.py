@@ -25,7 +25,13 @@ Ranking rows gain their behaviour columns when loaded
 time before the impression ``hist_dt``, a negative next item per history item
 ``hist_neg`` (DIEN's auxiliary loss), and the ``long_*`` window of the long
 log before the impression.
-- ``schema.json`` (feature schema) and ``meta.json`` (row counts, params)
+- ``schema.json`` (feature schema) and ``meta.json`` (row counts, params,
+  and the malformed rows left out under ``bad_rows: skip``, per file)
+
+A malformed raw row (a CSV line with the wrong number of fields or bytes that
+are not UTF-8, a value that does not cast, an empty required value) stops
+ingest with its file and line, or with ``bad_rows: skip`` is counted and left
+out (``load_raw``).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from rechub_core.data.synthetic import generate
 from rechub_core.features import DenseFeature, Schema, SequenceFeature, SparseFeature
 
 SYNTHETIC_MARKER = ".rechub-synthetic"
+SKIPPED_LINES = 20  # line numbers of skipped rows listed per file
 AGE_EDGES = (25, 35, 45, 55)
 PRICE_BUCKETS = 5
 
@@ -140,27 +147,44 @@ def _require_raw_path(raw_dir: Path, name: str) -> Path:
     raise DataError(f"{raw_dir / (name + '.csv')}: missing raw file (expected {name}.csv or {name}.parquet)")
 
 
-def load_raw(con: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawTable) -> None:
-    """Load one raw file as view ``raw_<name>`` with typed columns and a 1-based ``line``.
+def load_raw(con: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawTable, bad_rows: str = "fail") -> dict | None:
+    """Load one raw file as table ``raw_<name>`` with typed columns and the file's 1-based ``line``.
 
-    Fails with the file, column and first offending line for a missing column,
-    a value that does not cast, a null in a required column, or no rows. An
-    optional table without a file is left for the caller to stand in for.
+    A missing column or no rows fails, naming the file. A malformed row (a CSV
+    line with the wrong number of fields or bytes that are not UTF-8, a value
+    that does not cast, a null in a required column) fails with the file, the
+    line and the reason when ``bad_rows`` is ``"fail"``; with ``"skip"`` such
+    rows are left out and returned as ``{"file", "rows", "reasons", "lines"}``
+    (their count, count by reason, the first few line numbers); None if none
+    was. An optional table without a file is left for the caller to stand in for.
     """
     path = _raw_path(raw_dir, spec.name)
     if path is None and spec.optional:
-        return
+        return None
     path = _require_raw_path(raw_dir, spec.name)
+    rejected: list[tuple[int, str, str]] = []  # (line, reason, message) of CSV lines the reader refused
     if path.suffix == ".csv":
-        source = f"read_csv({_quote(path)}, header = true, all_varchar = true)"
+        # the delimiter is given, not sniffed: a sniffer can read a file with a short line as one column
+        source = (f"read_csv({_quote(path)}, header = true, all_varchar = true, delim = ',', store_rejects = true, "
+                  f"rejects_table = 'rejects_{spec.name}', rejects_scan = 'reject_scans_{spec.name}')")
         first_line = 2  # the header is line 1
     else:
         source = f"read_parquet({_quote(path)})"
         first_line = 1
     try:
+        con.execute(f"DROP TABLE IF EXISTS rejects_{spec.name}")
+        con.execute(f"DROP TABLE IF EXISTS reject_scans_{spec.name}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE src_{spec.name} AS SELECT * FROM {source}")
+        if path.suffix == ".csv":
+            rejected = con.execute(
+                f"SELECT line, lower(error_type), error_message FROM rejects_{spec.name} ORDER BY line"
+            ).fetchall()
     except duckdb.Error as exc:
         raise DataError(f"{path}: cannot be read: {str(exc).splitlines()[0]}") from None
+    if rejected and bad_rows == "fail":
+        line, _, message = rejected[0]
+        more = f" ({len(rejected)} such lines; ingest.bad_rows: skip counts and skips them)"
+        raise DataError(f"{path}: line {line}: {message.splitlines()[0]}{more}")
     present = [r[0] for r in con.execute(f"DESCRIBE src_{spec.name}").fetchall()]
     missing = [c for c in spec.columns if c not in present]
     if missing:
@@ -183,12 +207,26 @@ def load_raw(con: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawTable) -> N
     n = con.execute(f"SELECT count(*) FROM src_{spec.name}").fetchone()[0]
     if n == 0:
         raise DataError(f"{path}: no rows")
-    numbered = f"(SELECT *, row_number() OVER () - 1 + {first_line} AS line FROM src_{spec.name})"
+    if rejected:  # the reader drops a refused line: number the rows by the file's own lines
+        con.execute(f"CREATE OR REPLACE TEMP TABLE refused_{spec.name} AS SELECT unnest(?::BIGINT[]) AS line",
+                    [[r[0] for r in rejected]])
+        numbered = (f"(SELECT s.*, n.line FROM (SELECT *, row_number() OVER () AS k FROM src_{spec.name}) s JOIN "
+                    f"(SELECT line, row_number() OVER (ORDER BY line) AS k FROM range({first_line}, "
+                    f"{first_line} + {n + len(rejected)}) r(line) ANTI JOIN refused_{spec.name} USING (line)) n "
+                    "USING (k))")
+    else:
+        numbered = f"(SELECT *, row_number() OVER () - 1 + {first_line} AS line FROM src_{spec.name})"
+    problems = []  # (SQL condition of a bad row, its reason)
     for name, typ in columns.items():
         col = _ident(name)
         invalid = f"TRY_CAST({col} AS {typ}) IS NULL"
         if typ in ("BIGINT", "INTEGER"):  # casting 1.5 to an integer rounds it: a fractional value is invalid too
             invalid += f" OR TRY_CAST({col} AS DOUBLE) <> TRY_CAST({col} AS {typ})"
+        problems.append((f"({col} IS NOT NULL AND ({invalid}))", f"{name}: not a valid {typ.lower()}"))
+        if name in required:
+            problems.append((f"{col} IS NULL", f"{name}: empty"))
+        if bad_rows == "skip":
+            continue
         bad = con.execute(
             f"SELECT line, CAST({col} AS VARCHAR) FROM {numbered} "
             f"WHERE {col} IS NOT NULL AND ({invalid}) ORDER BY line LIMIT 1"
@@ -202,7 +240,30 @@ def load_raw(con: duckdb.DuckDBPyConnection, raw_dir: Path, spec: RawTable) -> N
             if null is not None:
                 raise DataError(f"{path}: column {name!r} line {null[0]}: empty value in a required column")
     casts = ", ".join(f"CAST({_ident(c)} AS {t}) AS {_ident(c)}" for c, t in columns.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{spec.name} AS SELECT {casts}, line FROM {numbered}")
+    if bad_rows == "fail":  # every row passed the checks above
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{spec.name} AS SELECT {casts}, line FROM {numbered}")
+        return None
+    skipped = _skipped(con, path, spec.name, numbered, problems, rejected)
+    any_bad = " OR ".join(cond for cond, _ in problems)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{spec.name} AS SELECT {casts}, line FROM {numbered} "
+                f"WHERE NOT ({any_bad})")
+    return skipped
+
+
+def _skipped(con, path: Path, name: str, numbered: str, problems: list, rejected: list) -> dict | None:
+    """What ``load_raw`` left out of ``path``: count, count by reason (a row's first), first line numbers."""
+    reason = "CASE " + " ".join(f"WHEN {cond} THEN '{why}'" for cond, why in problems) + " END"
+    bad = con.execute(f"SELECT line, {reason} FROM {numbered} WHERE {reason} IS NOT NULL ORDER BY line").fetchall()
+    rows = sorted([(line, why) for line, why, _ in rejected] + bad)
+    if not rows:
+        return None
+    if len(rows) == con.execute(f"SELECT count(*) FROM {numbered}").fetchone()[0] + len(rejected):
+        raise DataError(f"{path}: every row is malformed (first, line {rows[0][0]}: {rows[0][1]})")
+    reasons: dict[str, int] = {}
+    for _, why in rows:
+        reasons[why] = reasons.get(why, 0) + 1
+    return {"file": path.name, "table": name, "rows": len(rows), "reasons": reasons,
+            "lines": [line for line, _ in rows[:SKIPPED_LINES]]}
 
 
 def _check_references(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> None:
@@ -371,8 +432,9 @@ def run(params: IngestParams, *, processed: Path, root: Path = Path(".")) -> dic
     elif not raw_dir.is_dir():
         raise DataError(f"{raw_dir}: raw data directory does not exist (ingest.raw_dir)")
     con = duckdb.connect()
-    for spec in RAW_TABLES:
-        load_raw(con, raw_dir, spec)
+    skipped = [s for spec in RAW_TABLES if (s := load_raw(con, raw_dir, spec, params.bad_rows)) is not None]
+    for s in skipped:
+        print(f"ingest: skipped {s['rows']} malformed row(s) of {raw_dir / s['file']}: {s['reasons']}", flush=True)
     if _raw_path(raw_dir, "behaviors") is None:  # no browsing log: the interactions are the long history
         con.execute("CREATE TEMP TABLE raw_behaviors AS SELECT user_id, item_id, ts, line FROM raw_interactions")
     _check_references(con, raw_dir)
@@ -397,5 +459,6 @@ def run(params: IngestParams, *, processed: Path, root: Path = Path(".")) -> dic
         if empty:
             raise DataError(f"{raw_dir}: too little data: ingest produced empty table(s) {empty}")
         (out / "schema.json").write_text(build_schema(con, params.history_len, params.long_history_len).to_json())
-        write_json(out / "meta.json", {"rows": counts, "params": section_dict(params), "raw_dir": str(params.raw_dir)})
+        write_json(out / "meta.json", {"rows": counts, "params": section_dict(params), "raw_dir": str(params.raw_dir),
+                                       "skipped_rows": skipped})
     return counts

@@ -69,6 +69,8 @@ class IngestParams(Section):
     history_len: int = Field(ge=1, le=1000)
     long_history_len: int = Field(ge=1, le=100_000)
     ranking_split: RankingSplit
+    # a malformed raw row: fail (name its file and line) or skip (count it in meta.json and the validation report)
+    bad_rows: Literal["fail", "skip"] = "fail"
 
 
 class NegativeSampleParams(Section):

@@ -24,6 +24,7 @@ first; a failed suite then raises ``ValidationFailed`` naming each failure.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -332,11 +333,14 @@ def run(*, processed: Path, report: Path) -> dict:
         rows[name] = len(frame)
 
     failed = [e for e in entries if not e["success"]]
+    meta = processed / "meta.json"
     out = {
         "success": not failed,
         "evaluated": len(entries),
         "failed": len(failed),
         "rows": rows,
+        # raw rows ingest left out under ingest.bad_rows: skip, per file
+        "skipped_rows": json.loads(meta.read_text()).get("skipped_rows", []) if meta.exists() else [],
         "expectations": entries,
     }
     write_json(report, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -316,3 +317,68 @@ def test_a_raw_column_named_line_is_refused(raw_copy, capsys):
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0] + ",line"] + [row + ",1" for row in lines[1:]]) + "\n")
     _fails(root, "items.csv: column 'line' is reserved", capsys)
+
+
+def _set_bad_rows(root: Path, mode: str) -> None:
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["ingest"]["bad_rows"] = mode
+    path.write_text(yaml.safe_dump(params))
+
+
+def _replace_line(path: Path, line: int, text: bytes) -> None:
+    lines = path.read_bytes().split(b"\n")
+    lines[line - 1] = text
+    path.write_bytes(b"\n".join(lines))
+
+
+def test_a_line_with_too_few_fields_names_file_and_line(raw_copy, capsys):
+    root, raw = raw_copy
+    _replace_line(raw / "interactions.csv", 7, b"1,2")
+    _fails(root, "interactions.csv: line 7: Expected Number of Columns: 3 Found: 2", capsys)
+
+
+def test_a_line_that_is_not_utf8_names_file_and_line(raw_copy, capsys):
+    root, raw = raw_copy
+    path = raw / "users.csv"
+    fields = path.read_bytes().split(b"\n")[4].split(b",")
+    fields[1] = b"\xff\xfe"
+    _replace_line(path, 5, b",".join(fields))
+    _fails(root, "users.csv: line 5: Invalid unicode", capsys)
+
+
+def test_skip_counts_malformed_rows_and_keeps_the_rest(raw_copy):
+    root, raw = raw_copy
+    _set_bad_rows(root, "skip")
+    interactions = raw / "interactions.csv"
+    n_lines = len(interactions.read_text().splitlines())
+    _replace_line(interactions, 7, b"1,2")  # too few fields
+    _replace_line(interactions, 9, b"1,2,3,4")  # too many
+    edit_csv(interactions, 11, 1, "abc")  # not an id
+    edit_csv(interactions, 13, 2, "")  # empty required time
+    edit_csv(raw / "impressions.csv", 4, 5, "long")  # a real-valued label that is not a number
+    run_stage("ingest", root=root)
+    run_stage("validate", root=root)
+    meta = json.loads((root / "data/processed/meta.json").read_text())
+    skipped = {s["file"]: s for s in meta["skipped_rows"]}
+    assert set(skipped) == {"interactions.csv", "impressions.csv"}
+    assert skipped["interactions.csv"]["rows"] == 4 and skipped["interactions.csv"]["lines"] == [7, 9, 11, 13]
+    assert skipped["interactions.csv"]["reasons"] == {
+        "missing columns": 1, "too many columns": 1, "item_id: not a valid bigint": 1, "ts: empty": 1}
+    assert skipped["impressions.csv"] == {"file": "impressions.csv", "table": "impressions", "rows": 1,
+                                          "reasons": {"log_dwell: not a valid double": 1}, "lines": [4]}
+    report = json.loads((root / "reports/validation.json").read_text())
+    assert report["skipped_rows"] == meta["skipped_rows"]
+    events = len(read(root, "recall_train")) + len(read(root, "recall_test"))
+    assert events == n_lines - 1 - 4  # header and the skipped rows: nothing else is dropped
+
+
+def test_skip_keeps_the_lines_of_the_rows_after_a_refused_line(raw_copy):
+    """Line numbers stay the file's own after the reader drops a line (they order same-time events)."""
+    root, raw = raw_copy
+    _set_bad_rows(root, "skip")
+    _replace_line(raw / "interactions.csv", 3, b"1,2")
+    edit_csv(raw / "interactions.csv", 8, 0, "x")
+    run_stage("ingest", root=root)
+    meta = json.loads((root / "data/processed/meta.json").read_text())
+    assert meta["skipped_rows"][0]["lines"] == [3, 8]
