@@ -24,7 +24,6 @@ first; a failed suite then raises ``ValidationFailed`` naming each failure.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from components.errors import DataError, ValidationFailed
-from components.io import read_parquet, write_json
+from components.io import read_json, read_parquet, write_json
 from rechub_core.features import Feature, Schema, SequenceFeature, SparseFeature
 
 TS = "ts"
@@ -340,7 +339,7 @@ def run(*, processed: Path, report: Path) -> dict:
         "failed": len(failed),
         "rows": rows,
         # raw rows ingest left out under ingest.bad_rows: skip, per file
-        "skipped_rows": json.loads(meta.read_text()).get("skipped_rows", []) if meta.exists() else [],
+        "skipped_rows": read_json(meta).get("skipped_rows", []) if meta.exists() else [],
         "expectations": entries,
     }
     write_json(report, out)

@@ -119,6 +119,13 @@ def test_same_params_same_outputs(ingested, tmp_path):
         assert read(tmp_path, name).equals(read(ingested, name))
 
 
+def rename_header(path: Path, old: str, new: str) -> None:
+    """Rename column ``old`` to ``new`` in a CSV file's header line."""
+    lines = path.read_text().splitlines()
+    lines[0] = lines[0].replace(old, new)
+    path.write_text("\n".join(lines) + "\n")
+
+
 def edit_csv(path: Path, line: int, column: int, value: str) -> None:
     """Set one field (0-based column) on a 1-based line of a CSV file."""
     lines = path.read_text().splitlines()
@@ -128,12 +135,14 @@ def edit_csv(path: Path, line: int, column: int, value: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _fails(root: Path, match: str, capsys) -> None:
+def _fails(root: Path, match: str, capsys, *more: str) -> None:
+    """Ingest fails with ``match`` (and each of ``more``) in its short message, writing nothing."""
     processed = root / "data" / "processed"
     before = sorted(p.name for p in processed.iterdir()) if processed.exists() else None
     assert main(["ingest", "--root", str(root)]) == 1
     err = capsys.readouterr().err
-    assert match in err, err
+    for expected in (match, *more):
+        assert expected in err, err
     assert len(err.strip().splitlines()) <= 2
     after = sorted(p.name for p in processed.iterdir()) if processed.exists() else None
     assert after == before  # nothing half-written
@@ -148,10 +157,7 @@ def test_missing_raw_file(raw_copy, capsys):
 
 def test_missing_column(raw_copy, capsys):
     root, raw = raw_copy
-    path = raw / "impressions.csv"
-    lines = path.read_text().splitlines()
-    lines[0] = lines[0].replace("click", "clicked")
-    path.write_text("\n".join(lines) + "\n")
+    rename_header(raw / "impressions.csv", "click", "clicked")
     _fails(root, "impressions.csv: missing column(s) ['click']", capsys)
 
 
@@ -288,26 +294,18 @@ def test_further_impression_columns_are_real_valued_labels(ingested):
     assert (test.loc[test["click"] == 1, "log_dwell"] > 0).mean() > 0.9
 
 
-def test_non_numeric_real_valued_label(raw_copy, capsys):
-    root, raw = raw_copy
-    edit_csv(raw / "impressions.csv", 6, 5, "long")
-    _fails(root, "impressions.csv: column 'log_dwell' line 6: 'long' is not a valid double", capsys)
-
-
 def test_non_numeric_real_valued_label_says_why_the_column_is_read(raw_copy, capsys):
     root, raw = raw_copy
     edit_csv(raw / "impressions.csv", 6, 5, "long")
-    _fails(root, "is a real-valued label that train_mtl.tasks can name", capsys)
+    _fails(root, "impressions.csv: column 'log_dwell' line 6: 'long' is not a valid double", capsys,
+           "is a real-valued label that train_mtl.tasks can name")
 
 
 @pytest.mark.parametrize("name", ["price", "split", "hist_ts", "hist_category"])
 def test_a_further_impression_column_may_not_take_a_ranking_column_name(raw_copy, capsys, name):
     """Else DuckDB would rename one copy and the task would silently train on the feature."""
     root, raw = raw_copy
-    path = raw / "impressions.csv"
-    lines = path.read_text().splitlines()
-    lines[0] = lines[0].replace("log_dwell", name)
-    path.write_text("\n".join(lines) + "\n")
+    rename_header(raw / "impressions.csv", "log_dwell", name)
     _fails(root, f"impressions.csv: column(s) ['{name}']: every impressions column beyond", capsys)
 
 
