@@ -10,6 +10,9 @@ with the model's default hyper-parameters and the repository's tasks and
 training settings (early-stopped on the time-ordered validation split), and
 scores the last 10% of impressions by time: each task's AUC (RMSE for a
 regression task), and for ESMM its conversion tower's AUC on clicked rows.
+On the built-in data ESMM's pCVR is also scored over every test impression
+against the generator's ``conversion_if_clicked``, next to the same conversion
+tower trained on clicked impressions only (the ESMM paper's BASE).
 A logistic regression per task, trained on that task alone with train_ranker's
 baseline settings, is the reference row.
 
@@ -27,7 +30,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+import torch
 import yaml
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,6 +63,71 @@ def single_task_lr(project: Path, task: str) -> float:
     lr, _ = fit_registered("ranking", LogisticRegressionConfig(), schema, train, valid, [task],
                            ranker.baseline_train, ranker.early_stopping, seed=0, desc=f"lr {task}")
     return auc(test[task].numpy(), predict(lr, test))
+
+
+def conversion_if_clicked(project: Path, split: str = "ranking_test") -> np.ndarray:
+    """The built-in generator's counterfactual label for each row of a ranking split: would the user have
+    converted had they clicked (drawn for every impression; ``rechub_core.data.synthetic``)."""
+    from components.io import read_parquet
+    from rechub_core.data.synthetic import generate
+
+    ingest = load(project / "params.yaml").ingest
+    if ingest.source != "synthetic":
+        raise ValueError(f"{project}: conversion_if_clicked needs the built-in data (ingest.source: synthetic)")
+    tables = generate(ingest.synthetic)
+    logged = tables["impressions"].select(["user_id", "item_id", "ts"]).to_pandas()
+    logged["label"] = tables["counterfactual"].column("conversion_if_clicked").to_numpy()
+    vocab = project / "data/processed/vocab"
+    for column in ("user_id", "item_id"):  # raw ids -> the encoded ids of the ranking rows
+        ids = read_parquet(vocab / f"{column}.parquet").to_pandas().set_index("raw")["id"]
+        logged[column] = logged[column].map(ids)
+    if logged.duplicated(["user_id", "item_id", "ts"]).any():
+        raise ValueError("the generator logged two impressions of one item to one user at one second")
+    rows = read_parquet(project / f"data/processed/{split}.parquet", ["user_id", "item_id", "ts"]).to_pandas()
+    joined = rows.merge(logged, on=["user_id", "item_id", "ts"], how="left", validate="one_to_one")
+    return joined["label"].to_numpy()
+
+
+class ConversionTower(nn.Module):
+    """ESMM's embeddings and conversion tower alone, ``(B,)`` pCVR logits: the ESMM paper's BASE model
+    (Sec. 4.1), which trained on clicked impressions only is the conversion model ESMM was built to beat."""
+
+    def __init__(self, esmm: nn.Module):
+        super().__init__()
+        self.esmm = esmm
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.esmm.conditional_logits(batch)[:, 1]  # (B,); the click tower gets no gradient
+
+
+def entire_space_conversion(project: Path, esmm_model: Path) -> dict[str, float]:
+    """AUC against ``conversion_if_clicked`` over every test impression, clicked or not, of ESMM's pCVR
+    (from ``esmm_model``) and of its conversion tower trained on clicked impressions only, with the
+    project's ``train_mtl`` settings."""
+    from components.artifacts import load_model, load_ranking, reproducible
+    from components.fit import ranking_tables
+    from rechub_core.data.tables import TensorTable
+    from rechub_core.metrics import auc
+    from rechub_core.models.registry import build
+    from rechub_core.training.trainer import fit_pointwise, predict
+
+    mtl = load(project / "params.yaml").train_mtl
+    esmm, meta = load_model(esmm_model)
+    if meta["config"]["name"] != "esmm" or meta["tasks"][:2] != ["click", "conversion"]:
+        raise ValueError(f"{esmm_model}: not an ESMM model of [click, conversion, ...]")
+    config = REGISTRY["multi_task"]["esmm"].config(**meta["config"])
+    processed = project / "data/processed"
+    schema, train, valid = ranking_tables(processed, config.groups)
+    test = load_ranking(processed, "ranking_test", schema, config.groups)
+    clicked = {name: TensorTable(t.take(t["click"] == 1)) for name, t in (("train", train), ("valid", valid))}
+    with reproducible(mtl.seed):
+        tower = ConversionTower(build("multi_task", config, schema, num_tasks=len(meta["tasks"])))
+        fit_pointwise(tower, clicked["train"], ["conversion"], mtl.train, generator=torch.Generator().manual_seed(mtl.seed),
+                      valid=clicked["valid"], early_stopping=mtl.early_stopping, desc="conversion on clicked rows")
+    labels = conversion_if_clicked(project)
+    esmm_pcvr = predict(esmm.conditional_logits, test).reshape(len(test), -1)[:, 1]
+    return {"esmm_conversion_if_clicked_auc": auc(labels, esmm_pcvr),
+            "clicked_only_conversion_if_clicked_auc": auc(labels, predict(tower, test))}
 
 
 def measure(project: Path, name: str, balancing: dict | None) -> dict:
@@ -110,9 +181,16 @@ def main() -> int:
         for name in args.models:
             for balancing in methods:
                 rows.append(measure(project, name, balancing))
+                if name == "esmm" and params["ingest"]["source"] == "synthetic" and tasks[:2] == ["click", "conversion"]:
+                    rows[-1].update(entire_space_conversion(project, project / "models/mtl"))
                 print(json.dumps(rows[-1]), flush=True)
                 shutil.rmtree(project / "models")
     print(table(rows, tasks, lr))
+    for r in rows:
+        if "clicked_only_conversion_if_clicked_auc" in r:
+            print(f"ESMM ({r['balancing']}) pCVR over every test impression, AUC against conversion_if_clicked: "
+                  f"{r['esmm_conversion_if_clicked_auc']:.4f}; its conversion tower trained on clicked rows only: "
+                  f"{r['clicked_only_conversion_if_clicked_auc']:.4f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"quick": args.quick, "logistic_regression": lr, "models": rows}, indent=2))

@@ -123,7 +123,8 @@ def write_synthetic(params: IngestParams, raw_dir: Path) -> None:
         )
     tables = generate(params.synthetic)
     with atomic_dir(raw_dir) as tmp:
-        for name, table in tables.items():
+        for name in (t.name for t in RAW_TABLES):  # the logs only: not the generator's counterfactual labels
+            table = tables[name]
             if name == "behaviors":  # millions of rows: Parquet is a tenth of the size and reads faster
                 pq.write_table(table, tmp / f"{name}.parquet")
             else:

@@ -1,9 +1,10 @@
 """Deterministic synthetic recommender data with planted structure.
 
-Writes nothing: returns the four raw tables a production system would
-export (users, items, a time-ordered interaction log, an impression log with
-click and conversion labels). What is planted, so model quality means
-something:
+Writes nothing: returns the raw tables a production system would export
+(users, items, a time-ordered interaction log, a long browsing log, an
+impression log with click and conversion labels) and one it could not
+(``counterfactual``: each impression's conversion had it been clicked).
+What is planted, so model quality means something:
 
 - items belong to clusters (their category) and have Zipf popularity;
 - a user's interest is a sparse mixture of clusters that drifts linearly from
@@ -24,8 +25,16 @@ something:
   (a relation between the target and one behaviour, which target attention
   can find and a pooled history blurs), and a bonus when the user browsed the
   item before (found only by searching the long behaviour log);
-- conversions happen only after a click, with their own logit: shared
-  affinity, but price-averse and driven by a region×category cross;
+- conversions happen only after a click, with their own logit: price-averse,
+  driven by a region×category cross, and by the user×cluster affinity three
+  times as strongly as clicks are (a purchase needs real interest; a click
+  does not). A user has about five times as many impressions as clicks, so
+  a model whose conversion part shares what the click task learns from every
+  impression (ESMM) knows a user's interests better than one trained on
+  clicked rows only: the data sparsity ESMM was designed for. The draw is
+  made for every impression, clicked or not: ``counterfactual`` carries it
+  (``conversion_if_clicked``), the label a conversion model is scored against
+  over the entire impression space;
 - ``log_dwell``, a regression target: ``log(1 + seconds)`` on the item's page
   after a click (0 without one), longer for on-interest and pricier items and
   varying by category.
@@ -163,7 +172,8 @@ def _browsed_before(
 
 
 def generate(config: SyntheticConfig) -> dict[str, pa.Table]:
-    """Return ``{"users", "items", "interactions", "behaviors", "impressions"}`` as Arrow tables."""
+    """Return ``{"users", "items", "interactions", "behaviors", "impressions", "counterfactual"}`` as Arrow
+    tables; the first five are the logs a production system would export."""
     rng = np.random.default_rng(config.seed)
     U, N, K = config.n_users, config.n_items, config.n_clusters
 
@@ -277,8 +287,9 @@ def generate(config: SyntheticConfig) -> dict[str, pa.Table]:
     )
     click = rng.uniform(size=(U, M)) < _sigmoid(click_logit)
     price_z = (np.log(price) - np.log(price).mean()) / np.log(price).std()
-    conv_logit = -1.8 + 0.5 * np.log(affinity + 0.05) - 0.8 * price_z[imp_item] + region_x_cat[r, c]
-    conversion = click & (rng.uniform(size=(U, M)) < _sigmoid(conv_logit))
+    conv_logit = -2.6 + 1.5 * np.log(affinity + 0.05) - 0.8 * price_z[imp_item] + region_x_cat[r, c]
+    conversion_if_clicked = rng.uniform(size=(U, M)) < _sigmoid(conv_logit)  # drawn for every impression
+    conversion = click & conversion_if_clicked
     # dwell after a click, from its own stream (every draw above keeps its values)
     dwell_rng = np.random.default_rng([config.seed, 2])
     category_dwell = dwell_rng.normal(0, 0.3, size=K)
@@ -321,4 +332,6 @@ def generate(config: SyntheticConfig) -> dict[str, pa.Table]:
                 "log_dwell": np.round(log_dwell.ravel()[imp_order], 4),
             }
         ),
+        # what no log records, row for row with "impressions": would the user have converted after a click
+        "counterfactual": pa.table({"conversion_if_clicked": conversion_if_clicked.ravel()[imp_order].astype(np.int8)}),
     }

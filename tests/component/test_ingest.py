@@ -58,6 +58,24 @@ def test_writes_every_table_schema_and_vocabularies(ingested):
     assert not list(processed.parent.glob(".*tmp"))  # no temp leftovers
 
 
+def test_raw_dir_holds_the_logs_only(ingested):
+    """The generator's counterfactual labels are no log a production system has: they stay out of raw_dir."""
+    names = {p.stem for p in (ingested / "data" / "raw").iterdir() if not p.name.startswith(".")}
+    assert names == {"users", "items", "interactions", "behaviors", "impressions"}
+
+
+def test_conversion_if_clicked_lines_up_with_the_ranking_rows(ingested):
+    from benchmarks.multi_task_models import conversion_if_clicked
+
+    for split in ("train", "test"):
+        rows = read(ingested, f"ranking_{split}")
+        label = conversion_if_clicked(ingested, f"ranking_{split}")
+        assert len(label) == len(rows) and not np.isnan(label).any()
+        clicked = rows["click"].to_numpy() == 1
+        assert (label[clicked] == rows["conversion"].to_numpy()[clicked]).all()  # the logged label where clicked
+        assert 0 < label[~clicked].mean() < 1  # and drawn for the impressions nobody clicked
+
+
 def test_leave_last_out_per_user(ingested):
     train, test = read(ingested, "recall_train"), read(ingested, "recall_test")
     assert test["user_id"].is_unique
