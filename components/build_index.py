@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from components import skip
 from components.errors import DataError
 from components.io import atomic_dir, write_json
 from components.params import BuildIndexParams, section_dict
@@ -25,6 +26,8 @@ def _load(path: Path) -> np.ndarray:
 
 
 def run(params: BuildIndexParams, *, recall_model: Path, index_dir: Path, metrics: Path) -> dict[str, float]:
+    if (why := skip.skipped(recall_model)) is not None:
+        return skip.record("build_index", why, index_dir, metrics=(metrics,))
     items = _load(recall_model / "item_embeddings.npy")
     item_ids = _load(recall_model / "item_ids.npy")
     queries = _load(recall_model / "user_embeddings.npy")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from components import skip
 from components.artifacts import load_model, load_ranking, load_schema, load_table
 from components.errors import DataError
 from components.io import read_json, read_parquet, write_json
@@ -31,8 +32,21 @@ from rechub_core.scoring import full_ranking, sample_unseen_columns, sampled_ran
 from rechub_core.training.trainer import predict
 
 
+def pairs_of_users(row_users: np.ndarray, users: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, values)`` pairing each row ``r`` with every ``values[j]`` whose ``users[j] == row_users[r]``
+    (vectorised: each row repeated once per value of its user)."""
+    order = np.argsort(users, kind="stable")
+    users, values = users[order], values[order]
+    start = np.searchsorted(users, row_users, side="left")
+    count = np.searchsorted(users, row_users, side="right") - start  # (R,)
+    rows = np.repeat(np.arange(len(row_users)), count)
+    offset = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)  # position inside each row's run
+    return rows, values[np.repeat(start, count) + offset]
+
+
 class RecallData:
-    """What recall evaluation needs, aligned with the recall model's item rows and the test users' rows."""
+    """What recall evaluation needs, aligned with the recall model's item rows and the rows of recall_test
+    (one per test user under leave-one-out; several per user under time_ratio, one per prefix for sessions)."""
 
     def __init__(self, processed: Path, recall_model: Path):
         train = read_parquet(processed / "recall_train.parquet", ["user_id", "item_id"])
@@ -52,13 +66,11 @@ class RecallData:
         if (self.targets < 0).any():
             missing = np.unique(test.column("item_id").to_numpy()[self.targets < 0])[:5]
             raise DataError(f"{recall_model / 'item_ids.npy'}: has no row for recall_test items {missing.tolist()}")
-        row_of = np.full(int(max(test_users.max(), train.column("user_id").to_numpy().max())) + 1, -1)
-        row_of[test_users] = np.arange(len(test_users))  # ingest gives each test user one row
-        rows = row_of[train.column("user_id").to_numpy()]
-        cols = self.column_of[train.column("item_id").to_numpy()]
-        keep = (rows >= 0) & (cols >= 0)
-        self.seen_rows, self.seen_cols = rows[keep], cols[keep]  # the users' training items, excluded
-        self.counts = np.bincount(cols[cols >= 0], minlength=len(self.item_ids)).astype(np.float32)
+        train_cols = self.column_of[train.column("item_id").to_numpy()]
+        rows, cols = pairs_of_users(test_users, train.column("user_id").to_numpy(), train_cols)
+        keep = cols >= 0
+        self.seen_rows, self.seen_cols = rows[keep], cols[keep]  # each row's user's training items, excluded
+        self.counts = np.bincount(train_cols[train_cols >= 0], minlength=len(self.item_ids)).astype(np.float32)
         self.item_slots = None
         if (recall_model / "interest_groups.npy").exists():  # per-cluster retrieval: item -> its group's slot
             interest_groups = np.load(recall_model / "interest_groups.npy")
@@ -173,12 +185,9 @@ def evaluate_ranking(processed: Path, ranker_model: Path) -> dict[str, float]:
     logits = _scores(ranker_model, test)
     baseline = _scores(ranker_model / "baseline", test)
     probs = torch.sigmoid(torch.from_numpy(logits)).numpy()
-    figures = {
-        "auc": auc(labels, logits),
-        "logloss": logloss(labels, probs),
-        "gauc": gauc(test["user_id"].numpy(), labels, logits),
-        "lr_auc": auc(labels, baseline),
-    }
+    figures = {"auc": auc(labels, logits), "logloss": logloss(labels, probs), "lr_auc": auc(labels, baseline)}
+    if "user_id" in test.columns:  # rows of users (not Criteo's or a census's anonymous records)
+        figures["gauc"] = gauc(test["user_id"].numpy(), labels, logits)
     if "behavior" in schema.groups:
         rows = behavior_driven(test)
         if 0 < labels[rows].sum() < rows.sum():
@@ -227,10 +236,11 @@ def run(
     ranking: Path,
     mtl: Path,
 ) -> dict[str, dict[str, float]]:
+    # a part whose stage was skipped (the source has nothing for it) gets no figures
     figures = {
-        "recall": evaluate_recall(params, processed, recall_model, index_dir),
-        "ranking": evaluate_ranking(processed, ranker_model),
-        "mtl": evaluate_mtl(processed, mtl_model),
+        "recall": {} if skip.skipped(index_dir) else evaluate_recall(params, processed, recall_model, index_dir),
+        "ranking": {} if skip.skipped(ranker_model) else evaluate_ranking(processed, ranker_model),
+        "mtl": {} if skip.skipped(mtl_model) else evaluate_mtl(processed, mtl_model),
     }
     write_json(recall, figures["recall"])
     write_json(ranking, figures["ranking"])

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from components import skip
 from components.artifacts import load_schema
 from components.io import atomic_dir, read_parquet, require_validated, write_json
 from components.params import NegativeSampleParams, section_dict
@@ -26,6 +27,8 @@ def item_counts(positives: np.ndarray, n_items: int) -> np.ndarray:
 
 def run(params: NegativeSampleParams, *, processed: Path, report: Path, samples: Path) -> dict[str, float]:
     require_validated(report)
+    if (why := skip.reason(processed, "recall")) is not None:
+        return skip.record("negative_sample", why, samples)
     schema = load_schema(processed)
     n_items = schema.feature("item_id").vocab_size
     positives = read_parquet(processed / "recall_train.parquet", ["item_id"]).column("item_id").to_numpy()

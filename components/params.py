@@ -62,13 +62,87 @@ class RankingSplit(Section):
     test_fraction: float = Field(gt=0, lt=0.5)
 
 
+class LeaveOneOut(Section):
+    name: Literal["leave_one_out"]
+
+
+class TimeRatio(Section):
+    name: Literal["time_ratio"]
+    test_fraction: float = Field(gt=0, lt=1)
+
+
+class MovieLensParams(Section):
+    variant: Literal["ml-1m", "ml-100k"]  # ml-1m: ratings.dat users.dat movies.dat; ml-100k: u.data u.user u.item
+    click_threshold: int = Field(ge=1, le=5)  # ranking rows: click = rating >= this
+
+
+class SequenceFileParams(Section):
+    file: str  # in raw_dir
+    # pairs: "user item" per line, in time order (SASRec's data); lists: "user item item ..." (S3-Rec's)
+    format: Literal["pairs", "lists"]
+
+
+class CriteoParams(Section):
+    file: str  # in raw_dir: label, 13 integer and 26 categorical fields per line, tab-separated
+    min_count: int = Field(ge=1)  # a category seen fewer times in the training rows → the out-of-vocabulary id
+
+
+class CensusParams(Section):
+    train_file: str  # in raw_dir: census-income.data
+    test_file: str  # census-income.test
+
+
+class SessionParams(Section):
+    dataset: Literal["yoochoose", "diginetica"]
+    file: str  # in raw_dir: yoochoose-clicks.dat | train-item-views.csv
+    test_days: int = Field(ge=1)  # the sessions of the last days are the test set (NARM: 1 for YOOCHOOSE, 7 for DIGINETICA)
+    min_item_count: int = Field(ge=1)  # items seen fewer times are removed (5)
+    fraction: int = Field(ge=1)  # keep the most recent 1/fraction of the training sessions (YOOCHOOSE 1/64, 1/4); 1: all
+
+
+FeatureKind = Literal["categorical", "numeric"]
+
+
+class GenericParams(Section):
+    file: str  # in raw_dir: CSV with a header, or Parquet; one row per event
+    user: str  # the column of user ids
+    item: str  # the column of item ids
+    time: str | None = None  # the column of event times (integers); none: the file's order
+    labels: list[str] = []  # binary label columns (0/1): the ranking rows' labels, in this order
+    values: list[str] = []  # real-valued label columns (regression tasks)
+    user_features: dict[str, FeatureKind] = {}  # columns describing the user (each user's first row)
+    item_features: dict[str, FeatureKind] = {}  # columns describing the item (each item's first row)
+    context_features: dict[str, FeatureKind] = {}  # columns of the event itself
+    # recall's interactions: every row (all) or the rows whose first label is 1 (positive)
+    interactions: Literal["all", "positive"] = "all"
+
+
 class IngestParams(Section):
     source: Literal["synthetic", "files"]
     raw_dir: str
     synthetic: SyntheticConfig
+    # each reader's own settings: the section of the source chosen must be present (README: Real datasets)
+    movielens: MovieLensParams | None = None
+    sequences: SequenceFileParams | None = None
+    criteo: CriteoParams | None = None
+    census: CensusParams | None = None
+    sessions: SessionParams | None = None
+    generic: GenericParams | None = None
     history_len: int = Field(ge=1, le=1000)
     long_history_len: int = Field(ge=1, le=100_000)
     ranking_split: RankingSplit
+    # which interactions are recall's test rows: each user's last (leave_one_out) or all after a time cut
+    recall_split: Annotated[Union[LeaveOneOut, TimeRatio], Field(discriminator="name")]  # noqa: UP007
+    k_core: int = Field(ge=0)  # users and items with fewer interactions are dropped, repeatedly; 0: off
+    # DuckDB's memory cap (e.g. 4GB); past it ingest spills to a scratch directory beside data/processed
+    memory_limit: str = Field(pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+
+    @model_validator(mode="after")
+    def _source_section(self):
+        if self.source not in ("synthetic", "files") and getattr(self, self.source) is None:
+            raise ValueError(f"source {self.source!r} reads its settings from ingest.{self.source}, which is missing "
+                             "(README: Real datasets)")
+        return self
     # a malformed raw row: fail (name its file and line) or skip (count it in meta.json and the validation report)
     bad_rows: Literal["fail", "skip"] = "fail"
 
@@ -129,6 +203,7 @@ class BuildIndexParams(Section):
 
 class TrainRankerParams(Section):
     seed: int
+    label: str  # the binary label column the ranker predicts (click in the built-in data)
     model: RankingModel
     train: TrainConfig
     early_stopping: EarlyStopping
@@ -238,6 +313,7 @@ _TAGS = {
     "model": {name for family in REGISTRY.values() for name in family},
     "objective": {c.__dataclass_fields__["name"].default for c in _OBJECTIVES},
     "protocol": {"full", "sampled"},
+    "recall_split": {"leave_one_out", "time_ratio"},
     "augmentation": {c.__dataclass_fields__["name"].default for c in AUGMENTATIONS},
     "balancing": {c.__dataclass_fields__["name"].default for c in BALANCING_METHODS},
 }

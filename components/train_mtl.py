@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from components import skip
 from components.artifacts import save_model
 from components.errors import DataError
 from components.fit import fit_registered, ranking_tables
@@ -29,6 +30,11 @@ def task_kinds(params: TrainMTLParams, schema: Schema) -> tuple[str, ...]:
         )
     regression = tuple(t for t in params.tasks if t in schema.values)
     if getattr(entry("multi_task", params.model.name).model, "funnel", False):
+        if not schema.funnel:
+            raise DataError(
+                f"train_mtl.model: {params.model.name!r} models a funnel (each task happens only after the one "
+                f"before it); this data's labels {list(schema.labels)} are not one"
+            )
         order = [schema.labels.index(t) for t in params.tasks if t in schema.labels]
         if regression or order != sorted(order):
             raise DataError(
@@ -40,6 +46,8 @@ def task_kinds(params: TrainMTLParams, schema: Schema) -> tuple[str, ...]:
 
 def run(params: TrainMTLParams, *, processed: Path, report: Path, model_dir: Path, plot: Path) -> dict:
     require_validated(report)
+    if (why := skip.reason(processed, "multi_task")) is not None:
+        return skip.record("train_mtl", why, model_dir, plots=(plot,))
     schema, train, valid = ranking_tables(processed, params.model.groups)
     tasks = list(params.tasks)
     regression = task_kinds(params, schema)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from components import skip
 from components.artifacts import id_indexed, load_schema, load_table, reproducible, save_array, save_model
 from components.errors import DataError
 from components.io import atomic_dir, read_parquet, write_json
@@ -127,6 +128,8 @@ def train(
 
 
 def run(params: TrainRecallParams, *, processed: Path, samples: Path, model_dir: Path, plot: Path) -> dict:
+    if (why := skip.reason(processed, "recall")) is not None:
+        return skip.record("train_recall", why, model_dir, plots=(plot,))
     schema = load_schema(processed)
     train_table = load_table(processed, "recall_train", schema)
     items = id_indexed(load_table(processed, "items", schema), "item_id")

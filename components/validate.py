@@ -4,9 +4,11 @@ The suite is built from ``schema.json`` (which features each table carries, the
 vocabulary size of every id feature, the label columns) and checked with an
 ephemeral GX context, one pandas batch per table plus a few derived batches:
 
-- ``<table>``: required columns present, no nulls, sparse ids in
-  ``[0, vocab_size - 1]``, labels in {0, 1} and in funnel order (a label never
-  exceeds the one before it: conversion only after a click), real-valued
+- ``<table>`` (each table ingest wrote; ``meta.json`` lists them, so a source
+  without interactions has no recall tables to check): required columns
+  present, no nulls, sparse ids in ``[0, vocab_size - 1]``, labels in {0, 1}
+  and, for a funnel, in funnel order (a label never exceeds the one before
+  it: conversion only after a click), real-valued
   labels (the schema's ``values``) present and non-null, at least one row
   and at most ``max_len`` ids per sequence
 - ``<table>.<sequence>``: the ids inside a list column (e.g. ``hist``),
@@ -60,7 +62,7 @@ class TableLayout:
 
 
 _RECALL = TableLayout(("user",), extra=(ITEM_KEY,), ts=True)
-_RANKING = TableLayout(("user", "item"), labels=True, ts=True)
+_RANKING = TableLayout(("user", "item", "context"), labels=True, ts=True)
 TABLES: dict[str, TableLayout] = {
     "users": TableLayout(("user",), sequences=False),
     "items": TableLayout(("item",), sequences=False),
@@ -74,9 +76,20 @@ TABLES: dict[str, TableLayout] = {
 RANKING_SPLITS = ("ranking_train", "ranking_valid", "ranking_test")  # in time order
 
 
+def expected_tables(processed: Path) -> dict[str, TableLayout]:
+    """The tables ingest says it wrote (``meta.json`` rows; every table for data from before it said so)."""
+    meta = Path(processed) / "meta.json"
+    written = read_json(meta).get("rows") if meta.exists() else None
+    return {name: layout for name, layout in TABLES.items() if written is None or name in written}
+
+
 def table_features(schema: Schema, layout: TableLayout) -> tuple[Feature, ...]:
-    """The schema features a table with ``layout`` must carry (``KeyError`` if the schema lacks one)."""
-    feats = list(schema.features(*layout.groups))
+    """The schema features a table with ``layout`` must carry: those of its groups the data has (the
+    labelled rows of Criteo have only ``context``), and ``extra`` (``KeyError`` if the schema lacks one)."""
+    groups = [g for g in layout.groups if g in schema.groups]
+    if not groups and layout.groups:
+        raise KeyError(f"schema has none of the feature groups {list(layout.groups)}; it has {sorted(schema.groups)}")
+    feats = list(schema.features(*groups))
     feats += [schema.feature(name) for name in layout.extra if name not in {f.name for f in feats}]
     if not layout.sequences:
         feats = [f for f in feats if not isinstance(f, SequenceFeature)]
@@ -100,8 +113,8 @@ def _in_vocab(gxe: Any, column: str, vocab_size: int):
 def build_batches(gxe: Any, schema: Schema, tables: dict[str, pa.Table]) -> list[tuple[str, pd.DataFrame, list]]:
     """``(batch name, frame, expectations)`` for every table and derived batch."""
     batches, frames = [], {}
-    for name, layout in TABLES.items():
-        table = tables[name]
+    for name, table in tables.items():
+        layout = TABLES[name]
         if layout.per_user:
             batches.append(_per_user_batch(gxe, schema, name, layout, table))
             continue
@@ -125,10 +138,10 @@ def build_batches(gxe: Any, schema: Schema, tables: dict[str, pa.Table]) -> list
         if layout.labels:
             labels = [c for c in schema.labels if c in cols]
             expectations += [gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[0, 1]) for c in labels]
-            expectations += [  # labels are listed in funnel order: a later one never exceeds an earlier one
+            expectations += [  # a funnel's labels in order: a later one never exceeds an earlier one
                 gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=a, column_B=b, or_equal=True)
                 for a, b in zip(schema.labels, schema.labels[1:])
-                if a in cols and b in cols
+                if schema.funnel and a in cols and b in cols
             ]
         frames[name] = _frame(table)
         batches.append((name, frames[name], expectations))
@@ -209,14 +222,14 @@ def _frame(table: pa.Table) -> pd.DataFrame:
 def _temporal_batches(gxe: Any, frames: dict[str, pd.DataFrame]) -> list:
     """Derived frames pairing each row's ``ts`` with the end of the period it must not precede."""
     out = []
-    train, test = frames["recall_train"], frames["recall_test"]
+    train, test = frames.get("recall_train", pd.DataFrame()), frames.get("recall_test", pd.DataFrame())
     if {USER_KEY, TS} <= set(train.columns) & set(test.columns):
         last = train.groupby(USER_KEY)[TS].max().rename(f"train_max_{TS}")
         pairs = test[[USER_KEY, TS]].join(last, on=USER_KEY, how="inner")  # users with train rows
         out.append(("recall_test.after_train", pairs, [_after(gxe, f"train_max_{TS}")]))
     for i, later in enumerate(RANKING_SPLITS):
         for earlier in RANKING_SPLITS[:i]:
-            if TS not in frames[later] or TS not in frames[earlier]:
+            if later not in frames or earlier not in frames or TS not in frames[later] or TS not in frames[earlier]:
                 continue
             period = earlier.removeprefix("ranking_")
             bound = f"{period}_max_{TS}"
@@ -299,11 +312,12 @@ def run(*, processed: Path, report: Path) -> dict:
         raise DataError(f"{schema_path}: missing; run the ingest stage first")
     try:
         schema = Schema.from_json(schema_path.read_text())
-        for layout in TABLES.values():
+        layouts = expected_tables(processed)
+        for layout in layouts.values():
             table_features(schema, layout)
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{schema_path}: not a valid feature schema for the processed tables ({exc})") from None
-    tables = {name: read_parquet(processed / f"{name}.parquet") for name in TABLES}
+    tables = {name: read_parquet(processed / f"{name}.parquet") for name in layouts}
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx

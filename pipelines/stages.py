@@ -27,6 +27,7 @@ COMMON_CODE = (
     "components/io.py",
     "components/errors.py",
     "components/artifacts.py",
+    "components/skip.py",  # what a stage does when the data has nothing for it
     "rechub_core/features.py",
     "rechub_core/data/behaviors.py",  # ranking rows' behaviour columns, cut when loaded
     "rechub_core/data/tables.py",
@@ -68,7 +69,7 @@ STAGES: tuple[Stage, ...] = (
         "ingest",
         params=("ingest",),
         outs={"processed": PROCESSED},
-        code=("rechub_core/data/synthetic.py",),
+        code=("components/sources", "rechub_core/data/synthetic.py"),
         watch=(),  # with ingest.source: files, list your raw data directory here, e.g. ("data/external",)
     ),
     Stage(

@@ -47,19 +47,21 @@ class SequenceFeature:
 Feature = SparseFeature | DenseFeature | SequenceFeature
 # the feature groups a model may read (ingest writes them; ranking rows derive "behavior" and "long" when
 # loaded, see rechub_core.data.behaviors); "negatives" (DIEN's negative next items) is read in training only
-Group = Literal["user", "item", "behavior", "long"]
+# "context": features of the labelled row itself (e.g. Criteo's fields, a census record), of no user or item
+Group = Literal["user", "item", "context", "behavior", "long"]
 _KINDS = {"sparse": SparseFeature, "dense": DenseFeature, "sequence": SequenceFeature}
 
 
 @dataclass(frozen=True)
 class Schema:
     """Named groups of features (e.g. ``user``, ``item``) and the label columns: ``labels`` are
-    binary, in funnel order (a later one is 1 only where an earlier one is), ``values`` real-valued
-    (regression targets)."""
+    binary (with ``funnel``, in funnel order: a later one is 1 only where an earlier one is, as a
+    conversion only follows a click), ``values`` real-valued (regression targets)."""
 
     groups: dict[str, tuple[Feature, ...]] = field(default_factory=dict)
     labels: tuple[str, ...] = ()
     values: tuple[str, ...] = ()
+    funnel: bool = False
 
     def features(self, *groups: str) -> tuple[Feature, ...]:
         """The features of the named groups, in order, without repeats."""
@@ -81,13 +83,14 @@ class Schema:
 
     def to_json(self) -> str:
         groups = {g: [asdict(f) for f in fs] for g, fs in self.groups.items()}
-        return json.dumps({"groups": groups, "labels": list(self.labels), "values": list(self.values)}, indent=2)
+        return json.dumps({"groups": groups, "labels": list(self.labels), "values": list(self.values),
+                           "funnel": self.funnel}, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> Schema:
         raw = json.loads(text)
         groups = {g: tuple(_KINDS[f.pop("kind")](**f) for f in fs) for g, fs in raw["groups"].items()}
-        return cls(groups, tuple(raw["labels"]), tuple(raw.get("values", ())))
+        return cls(groups, tuple(raw["labels"]), tuple(raw.get("values", ())), bool(raw.get("funnel", False)))
 
     def sequence_lengths(self) -> dict[str, int]:
         """``{name: max_len}`` of every sequence feature, for padding lists into tensors."""

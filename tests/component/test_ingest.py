@@ -398,3 +398,42 @@ def test_skip_keeps_the_lines_of_the_rows_after_a_refused_line(raw_copy):
     run_stage("ingest", root=root)
     meta = json.loads((root / "data/processed/meta.json").read_text())
     assert meta["skipped_rows"][0]["lines"] == [3, 8]
+
+
+def _with_ingest(root: Path, **ingest) -> Path:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["ingest"].update(ingest)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root
+
+
+def test_k_core_leaves_every_user_and_item_with_k_interactions(raw_copy):
+    root, _ = raw_copy
+    run_stage("ingest", root=_with_ingest(root, k_core=8))
+    events = pd.concat([read(root, "recall_train"), read(root, "recall_test")])
+    assert events.groupby("user_id").size().min() >= 8 and events.groupby("item_id").size().min() >= 8
+    preparation = json.loads((root / "data/processed/meta.json").read_text())["preparation"]["k_core"]
+    raw = pd.read_csv(root / "raw" / "interactions.csv")
+    assert preparation["removed_interactions"] == len(raw) - len(events) > 0 and preparation["rounds"] >= 1
+
+
+def test_k_core_that_leaves_nothing_says_so(raw_copy, capsys):
+    root, _ = raw_copy
+    _with_ingest(root, k_core=10_000)
+    _fails(root, "ingest.k_core: 10000: no interaction is left", capsys)
+
+
+def test_time_ratio_makes_every_event_after_the_cut_a_test_row(raw_copy):
+    root, _ = raw_copy
+    run_stage("ingest", root=_with_ingest(root, recall_split={"name": "time_ratio", "test_fraction": 0.2}))
+    train, test = read(root, "recall_train"), read(root, "recall_test")
+    assert train["ts"].max() < test["ts"].min()
+    assert set(test["user_id"]) <= set(train["user_id"])  # a test row's user has training events
+    assert not test["user_id"].is_unique  # several test rows per user
+    raw = pd.read_csv(root / "raw" / "interactions.csv")
+    assert 0.75 < len(train) / len(raw) < 0.85  # the events before the cut
+    # each test row's history runs up to it, test-period events included
+    row = test.sort_values(["user_id", "ts"]).groupby("user_id").nth(1).iloc[0]
+    earlier = pd.concat([train, test])
+    earlier = earlier[(earlier["user_id"] == row["user_id"]) & (earlier["ts"] < row["ts"])].sort_values("ts")
+    assert list(row["hist"]) == earlier["item_id"].tolist()[-len(row["hist"]):]

@@ -88,3 +88,11 @@ def test_rank_metrics_hand_computed():
     assert m["hr@10"] == pytest.approx(3 / 4)
     assert m["ndcg@10"] == pytest.approx((1 + 1 / np.log2(5) + 0 + 1 / np.log2(3)) / 4)
     assert m["mrr@10"] == pytest.approx((1 + 1 / 4 + 0 + 1 / 2) / 4)
+
+
+def test_pairs_of_users_by_hand():
+    from components.evaluate import pairs_of_users
+
+    # rows of users 7, 3, 7, 9; user 7 has values 10, 11; user 3 has 12; user 9 none
+    rows, values = pairs_of_users(np.array([7, 3, 7, 9]), np.array([7, 3, 7]), np.array([10, 12, 11]))
+    assert rows.tolist() == [0, 0, 1, 2, 2] and values.tolist() == [10, 11, 12, 10, 11]

@@ -51,7 +51,7 @@ def test_repository_params_load():
         (lambda p: p["train_mtl"].update(tasks=["click"], model={
             "name": "esmm", "embed_dim": 16, "tower_dims": [64], "dropout": 0.1, "groups": ["user", "item"]}),
          "train_mtl: Value error, tasks: model 'esmm' models a funnel and needs at least two tasks"),
-        (lambda p: p["train_mtl"]["model"].update(groups=["usr"]), "train_mtl.model.groups.0: Input should be 'user', 'item', 'behavior' or 'long'"),
+        (lambda p: p["train_mtl"]["model"].update(groups=["usr"]), "train_mtl.model.groups.0: Input should be 'user', 'item', 'context', 'behavior' or 'long'"),
         (lambda p: p["train_recall"]["model"].update(tower_dims=[]), "train_recall.model: Value error, tower_dims must not be empty"),
         (lambda p: p["train_mtl"]["model"].update(expert_dims=[]), "train_mtl.model: Value error, expert_dims must not be empty"),
         (lambda p: p["train_ranker"]["model"].update(mlp_dims=[0]), "train_ranker.model: Value error, mlp_dims must hold positive"),
