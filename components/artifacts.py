@@ -54,8 +54,7 @@ def load_ranking(
     ``hist_dt`` and ``hist_neg`` when the schema has them, and, when ``groups`` (a model's feature
     groups) reads the ``long`` group, each batch's window of the behaviour log (``log``, read from
     ``processed`` unless given). Models that do not read it pay nothing for it."""
-    history = schema.feature(HIST).max_len
-    table = arrow_to_tensors(read_parquet(Path(processed) / f"{name}.parquet"), {**schema.sequence_lengths(), HIST_TS: history})
+    table = load_table(processed, name, schema)  # rows without users (Criteo, census) have no history
     if "behavior" in schema.groups:
         items = id_indexed(load_table(processed, "items", schema, ["item_id", "category"]), "item_id")
         vocab = schema.feature("item_id").vocab_size

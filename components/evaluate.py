@@ -5,7 +5,9 @@
   ``full`` ranks every item exactly (recall, NDCG, hit, precision, MRR @K);
   ``sampled`` ranks the held-out item against ``negatives`` items sampled
   uniformly from those the user never interacted with (HR, NDCG, MRR @k, as
-  the sequential-recommendation papers report). Either way
+  the sequential-recommendation papers report). On session data (a test row
+  per prefix of each test session, no training items to exclude) ``full``
+  adds ``p@K``, the session-based papers' name for hit@K. Either way
   ``index_recall@K`` measures retrieval as served: through the ANN index,
   interests merged (ComiRec's controllable aggregation when ``diversity`` > 0);
 - ranking: the ranker and its logistic-regression baseline on the
@@ -148,6 +150,9 @@ def evaluate_recall(
     protocol = params.protocol
     if protocol.name == "full":
         figures = full_ranking_figures(data, params.top_k)
+        if read_json(processed / "meta.json").get("recall_split") == "given":  # sessions: every prefix a row
+            # the session-based papers' (NARM, STAMP) P@K: the share of rows whose next item is in the top K
+            figures[f"p@{params.top_k}"] = figures[f"hit@{params.top_k}"]
     else:
         generator = torch.Generator().manual_seed(protocol.seed)
         seen_rows = np.concatenate([data.seen_rows, np.arange(len(data.users))])
@@ -159,9 +164,11 @@ def evaluate_recall(
         figures = rank_metrics(sampled_ranks(data.users, data.items, data.targets, negatives, data.item_slots), protocol.k)
         pop = rank_metrics(sampled_ranks(*_popularity(data), data.targets, negatives), protocol.k)
         figures[f"popularity_hr@{protocol.k}"] = pop[f"hr@{protocol.k}"]
-    items = load_table(processed, "items", load_schema(processed), ["item_id", "category"])
-    categories = np.zeros(len(data.column_of), dtype=np.int64)
-    categories[items["item_id"].numpy()] = items["category"].numpy()
+    schema = load_schema(processed)
+    categories = np.zeros(len(data.column_of), dtype=np.int64)  # no item categories: one for all (no diversity)
+    if any(f.name == "category" for f in schema.groups.get("item", ())):
+        items = load_table(processed, "items", schema, ["item_id", "category"])
+        categories[items["item_id"].numpy()] = items["category"].numpy()
     figures[f"index_recall@{params.top_k}"] = evaluate_served(params, data, index_dir, categories)
     return figures
 

@@ -53,7 +53,7 @@ from components.errors import DataError
 from components.io import atomic_dir, write_json
 from components.params import IngestParams, section_dict
 from components.sources import reader
-from components.sources.base import Categorical, Column, Numeric, Source, ident, quote
+from components.sources.base import Categorical, Column, Source, ident, quote
 from rechub_core.data.behaviors import (
     HIST_CATEGORY,
     HIST_DT,
@@ -87,8 +87,10 @@ def _check_references(con: duckdb.DuckDBPyConnection, source: Source) -> None:
                                 f"{table} file ({source.files.get(table, 'derived from the logs')})")
 
 
-def k_core(con: duckdb.DuckDBPyConnection, k: int) -> dict:
-    """Drop interactions of users and items with fewer than ``k`` of them, repeated until none is left."""
+def k_core(con: duckdb.DuckDBPyConnection, k: int, source: Source) -> dict:
+    """Drop interactions of users and items with fewer than ``k`` of them, repeated until none is left; then
+    the users and items outside the core leave the data set: their side-table rows, and the labelled rows
+    and behaviours that name them (as the papers' k-core data sets hold none of them)."""
     rounds, removed = 0, 0
     while True:
         n = con.execute(f"""
@@ -101,7 +103,17 @@ def k_core(con: duckdb.DuckDBPyConnection, k: int) -> dict:
     left = con.execute("SELECT count(*) FROM raw_interactions").fetchone()[0]
     if left == 0:
         raise DataError(f"ingest.k_core: {k}: no interaction is left; lower k_core")
-    return {"k": k, "rounds": rounds, "removed_interactions": removed}
+    outside = {}
+    for table in ("users", "items", "impressions", "behaviors"):
+        if not source.has(table) or rounds == 0:
+            continue
+        columns = {r[0] for r in con.execute(f"DESCRIBE raw_{table}").fetchall()}
+        keys = [key for key in ("user_id", "item_id") if key in columns]
+        if keys:
+            outside[table] = con.execute(f"DELETE FROM raw_{table} WHERE " + " OR ".join(
+                f"{key} NOT IN (SELECT DISTINCT {key} FROM raw_interactions)" for key in keys)).fetchone()[0]
+    return {"k": k, "rounds": rounds, "removed_interactions": removed,
+            **{f"removed_{table}": n for table, n in outside.items()}}
 
 
 class _Encoder:
@@ -126,7 +138,7 @@ class _Encoder:
             values = f"SELECT {col} FROM {rows} WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) >= {min_count}"
             first = 1
             self.oov[name] = 1
-        self.con.execute(f"CREATE TEMP TABLE vocab_{name} AS SELECT {col} AS raw, {first} + row_number() OVER "
+        self.con.execute(f"CREATE TABLE vocab_{name} AS SELECT {col} AS raw, {first} + row_number() OVER "
                          f"(ORDER BY {col}) AS id FROM ({values})")
         self.vocabularies.append(name)
 
@@ -171,15 +183,15 @@ class _Encoder:
 def _side_table(enc: _Encoder, table: str, key: str, specs: tuple[Column, ...]) -> list[Feature]:
     """``users`` / ``items``: the first row per id of ``raw_<table>``, encoded; returns its features."""
     con = enc.con
-    con.execute(f"CREATE TEMP TABLE vocab_{key} AS SELECT {key} AS raw, row_number() OVER (ORDER BY {key}) AS id "
+    con.execute(f"CREATE TABLE vocab_{key} AS SELECT {key} AS raw, row_number() OVER (ORDER BY {key}) AS id "
                 f"FROM (SELECT DISTINCT {key} FROM raw_{table})")
     enc.vocabularies.append(key)
-    con.execute(f"CREATE TEMP TABLE first_{table} AS SELECT * FROM raw_{table} "
+    con.execute(f"CREATE TABLE first_{table} AS SELECT * FROM raw_{table} "
                 f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY line) = 1")
     selects, joins, stats, features = enc.columns(specs, "t", vocab_rows=f"raw_{table}", stats_rows=f"first_{table}")
     selects = "".join(f",\n               {s}" for s in selects)
     con.execute(f"""
-        CREATE TEMP TABLE {table} AS
+        CREATE TABLE {table} AS
         SELECT v.id AS {key}{selects}
         FROM first_{table} t {'CROSS JOIN ' + stats + ' stats' if stats else ''}
         JOIN vocab_{key} v ON v.raw = t.{key}
@@ -192,7 +204,7 @@ def _events(con: duckdb.DuckDBPyConnection, source: Source, history_len: int) ->
     """``events``: each interaction with the ids of up to ``history_len`` earlier items of its user."""
     split = ", x.split" if source.recall_split == "given" else ""
     con.execute(f"""
-        CREATE TEMP TABLE events AS
+        CREATE TABLE events AS
         SELECT vu.id AS user_id, vi.id AS item_id, x.ts, x.line{split},
                list(vi.id) OVER w_before AS hist,
                list(x.ts) OVER w_before AS hist_ts_before,
@@ -211,13 +223,13 @@ def _events(con: duckdb.DuckDBPyConnection, source: Source, history_len: int) ->
 
 def _recall_splits(con: duckdb.DuckDBPyConnection, source: Source, params: IngestParams, user_cols: str) -> None:
     """``recall_train`` / ``recall_test`` from ``events``, by the source's or params' split."""
-    if source.recall_split == "given":
-        test = "e.split = 'test' AND e.hist IS NOT NULL"  # a test session's first event has nothing to go on
-        train = "e.split = 'train'"
+    if source.recall_split == "given":  # sessions: every prefix predicts the next item (the papers' augmentation)
+        test = "e.split = 'test' AND e.hist IS NOT NULL"  # a session's first event has nothing to go on
+        train = "e.split = 'train' AND e.hist IS NOT NULL"
     elif params.recall_split.name == "time_ratio":
         cut = con.execute(f"SELECT quantile_disc(ts, {1 - params.recall_split.test_fraction}) FROM events").fetchone()[0]
         # a test row needs a user with training events: their items are its history and its exclusions
-        con.execute(f"CREATE TEMP TABLE trained_users AS SELECT DISTINCT user_id FROM events WHERE ts < {cut}")
+        con.execute(f"CREATE TABLE trained_users AS SELECT DISTINCT user_id FROM events WHERE ts < {cut}")
         train = f"e.ts < {cut}"
         test = f"e.ts >= {cut} AND e.user_id IN (SELECT user_id FROM trained_users)"
     else:  # leave-one-out: each user's last event, if they have another before it
@@ -227,7 +239,7 @@ def _recall_splits(con: duckdb.DuckDBPyConnection, source: Source, params: Inges
                    "coalesce(e.hist_ts_before, []) AS hist_ts, e.item_id, e.ts")  # hist_ts: the history's times
     users = "JOIN users u USING (user_id)" if user_cols else ""
     for name, cond in (("recall_train", train), ("recall_test", test)):
-        con.execute(f"CREATE TEMP TABLE {name} AS SELECT {recall_cols} FROM events e {users} "
+        con.execute(f"CREATE TABLE {name} AS SELECT {recall_cols} FROM events e {users} "
                     f"WHERE {cond} ORDER BY e.user_id, e.ts, e.line")
 
 
@@ -236,17 +248,17 @@ def _ranking(enc: _Encoder, source: Source, params: IngestParams, parts: dict) -
     con = enc.con
     split = params.ranking_split
     if source.ranking_split == "given":
-        con.execute("CREATE TEMP TABLE imp AS SELECT * FROM raw_impressions")
+        con.execute("CREATE TABLE imp AS SELECT * FROM raw_impressions")
     else:
         con.execute(f"""
-            CREATE TEMP TABLE imp AS
+            CREATE TABLE imp AS
             WITH cuts AS (SELECT quantile_disc(ts, {1 - split.valid_fraction - split.test_fraction}) AS t_valid,
                                  quantile_disc(ts, {1 - split.test_fraction}) AS t_test FROM raw_impressions)
             SELECT m.*, CASE WHEN m.ts >= cuts.t_test THEN 'test' WHEN m.ts >= cuts.t_valid THEN 'valid'
                              ELSE 'train' END AS split
             FROM raw_impressions m CROSS JOIN cuts""")
     # context vocabularies and statistics from the training rows only
-    con.execute("CREATE TEMP VIEW imp_train AS SELECT * FROM imp WHERE split = 'train'")
+    con.execute("CREATE VIEW imp_train AS SELECT * FROM imp WHERE split = 'train'")
     selects, joins, stats, features = enc.columns(source.context, "m", vocab_rows="imp_train", stats_rows="imp_train")
     cols, froms = [], ["imp m"]
     if parts["users"]:
@@ -267,14 +279,14 @@ def _ranking(enc: _Encoder, source: Source, params: IngestParams, parts: dict) -
     cols += ["m.line", "m.split"]
     if stats:
         froms.append(f"CROSS JOIN {stats} stats")
-    con.execute(f"CREATE TEMP TABLE ranking AS SELECT {', '.join(cols)} FROM {' '.join(froms + joins)}")
+    con.execute(f"CREATE TABLE ranking AS SELECT {', '.join(cols)} FROM {' '.join(froms + joins)}")
     return features
 
 
 def _behaviors(con: duckdb.DuckDBPyConnection) -> None:
     """The long behaviour log, sorted as ``rechub_core.data.behaviors.BehaviorLog`` needs it."""
     con.execute(f"""
-        CREATE TEMP TABLE behaviors AS
+        CREATE TABLE behaviors AS
         SELECT vu.id AS user_id, vi.id AS item_id, it.{CATEGORY}, b.ts
         FROM raw_behaviors b
         JOIN vocab_user_id vu ON vu.raw = b.user_id
@@ -284,7 +296,7 @@ def _behaviors(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def encode(con: duckdb.DuckDBPyConnection, source: Source, params: IngestParams) -> tuple[Schema, _Encoder, dict]:
-    """Every table the source provides, encoded as DuckDB temp tables; returns the schema, the encoder
+    """Every table the source provides, encoded as tables of the scratch database; returns the schema, the encoder
     (its vocabularies) and which outputs exist."""
     enc = _Encoder(con)
     users, items = source.has("users"), source.has("items")
@@ -354,7 +366,9 @@ def run(params: IngestParams, *, processed: Path, root: Path = Path(".")) -> dic
         raise DataError(f"{raw_dir}: raw data directory does not exist (ingest.raw_dir)")
     processed = Path(processed)
     processed.parent.mkdir(parents=True, exist_ok=True)
-    # a database file beside the output: DuckDB spills what does not fit in memory there, and it goes with the run
+    # a database file beside the output: DuckDB spills what does not fit in memory there, and it goes with the run.
+    # Every step writes plain tables of that database, not TEMP ones: DuckDB's temporary tables stayed in memory
+    # (a 6 M-line Criteo file failed at memory_limit 300MB), a database table is paged out to its file
     with tempfile.TemporaryDirectory(dir=processed.parent, prefix=".ingest-") as scratch:
         con = duckdb.connect(str(Path(scratch) / "ingest.duckdb"))
         con.execute(f"SET temp_directory = {quote(Path(scratch) / 'spill')}")
@@ -372,7 +386,7 @@ def _run(con: duckdb.DuckDBPyConnection, params: IngestParams, raw_dir: Path, pr
     _check_references(con, source)
     notes = dict(source.notes)
     if params.k_core > 0 and source.has("interactions"):
-        notes["k_core"] = k_core(con, params.k_core)
+        notes["k_core"] = k_core(con, params.k_core, source)
     schema, enc, made = encode(con, source, params)
     counts = {}
     with atomic_dir(processed) as out:

@@ -97,7 +97,8 @@ class SessionParams(Section):
     file: str  # in raw_dir: yoochoose-clicks.dat | train-item-views.csv
     test_days: int = Field(ge=1)  # the sessions of the last days are the test set (NARM: 1 for YOOCHOOSE, 7 for DIGINETICA)
     min_item_count: int = Field(ge=1)  # items seen fewer times are removed (5)
-    fraction: int = Field(ge=1)  # keep the most recent 1/fraction of the training sessions (YOOCHOOSE 1/64, 1/4); 1: all
+    # keep the sessions holding the most recent 1/fraction of the training prefixes (YOOCHOOSE 1/64, 1/4); 1: all
+    fraction: int = Field(ge=1)
 
 
 FeatureKind = Literal["categorical", "numeric"]
@@ -118,7 +119,7 @@ class GenericParams(Section):
 
 
 class IngestParams(Section):
-    source: Literal["synthetic", "files"]
+    source: Literal["synthetic", "files", "movielens", "sequences", "criteo", "census", "sessions", "generic"]
     raw_dir: str
     synthetic: SyntheticConfig
     # each reader's own settings: the section of the source chosen must be present (README: Real datasets)
@@ -142,6 +143,9 @@ class IngestParams(Section):
         if self.source not in ("synthetic", "files") and getattr(self, self.source) is None:
             raise ValueError(f"source {self.source!r} reads its settings from ingest.{self.source}, which is missing "
                              "(README: Real datasets)")
+        if self.source == "sessions" and (self.k_core > 0 or self.recall_split.name != "leave_one_out"):
+            raise ValueError("source 'sessions' prepares and splits its sessions itself (ingest.sessions: test_days, "
+                             "min_item_count, fraction): leave k_core at 0 and recall_split at leave_one_out")
         return self
     # a malformed raw row: fail (name its file and line) or skip (count it in meta.json and the validation report)
     bad_rows: Literal["fail", "skip"] = "fail"

@@ -8,6 +8,7 @@ baseline under ``baseline/``) and per-epoch figures to ``plot``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from components import skip
@@ -28,6 +29,9 @@ def run(params: TrainRankerParams, *, processed: Path, report: Path, model_dir: 
     if params.label not in labels:
         raise DataError(f"train_ranker.label: {params.label!r} is not a binary label of the data; it has {list(labels)}")
     schema, train, valid = ranking_tables(processed, params.model.groups)
+    # the trained label first: a model reading a label itself (SIM's soft-search auxiliary task) reads the first
+    if schema.labels[0] != params.label:  # (then no longer in funnel order)
+        schema = replace(schema, labels=(params.label, *(x for x in labels if x != params.label)), funnel=False)
     model, history = fit_registered(
         "ranking",
         params.model,

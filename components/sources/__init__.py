@@ -12,6 +12,12 @@ from collections.abc import Callable
 MODULES = {
     "synthetic": "logs",
     "files": "logs",
+    "movielens": "movielens",
+    "sequences": "sequences",
+    "criteo": "criteo",
+    "census": "census",
+    "sessions": "sessions",
+    "generic": "generic",
 }
 
 

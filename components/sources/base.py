@@ -28,6 +28,8 @@ and counted (returned for ``meta.json`` and the validation report).
 
 from __future__ import annotations
 
+import gzip
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -185,13 +187,15 @@ def load_file(
     try:
         con.execute(f"DROP TABLE IF EXISTS rejects_{tag}")
         con.execute(f"DROP TABLE IF EXISTS reject_scans_{tag}")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE src_{tag} AS SELECT * FROM {source}")
+        con.execute(f"CREATE OR REPLACE TABLE src_{tag} AS SELECT * FROM {source}")
         if path.suffix != ".parquet":
             rejected = con.execute(
                 f"SELECT line, lower(error_type), error_message FROM rejects_{tag} ORDER BY line"
             ).fetchall()
     except duckdb.Error as exc:
         raise DataError(f"{path}: cannot be read: {str(exc).splitlines()[0]}") from None
+    rejected = list({line: (line, kind, message) for line, kind, message in reversed(rejected)}.values())[::-1]
+    # (DuckDB has a rejects row per missing column of a short line: count the line once, by its first)
     if rejected and bad_rows == "fail":
         line, _, message = rejected[0]
         more = f" ({len(rejected)} such lines; ingest.bad_rows: skip counts and skips them)"
@@ -218,12 +222,15 @@ def load_file(
     n = con.execute(f"SELECT count(*) FROM src_{tag}").fetchone()[0]
     if n == 0 and not rejected:
         raise DataError(f"{path}: no rows")
-    if rejected:  # the reader drops a refused line: number the rows by the file's own lines
-        con.execute(f"CREATE OR REPLACE TEMP TABLE refused_{tag} AS SELECT unnest(?::BIGINT[]) AS line",
-                    [[r[0] for r in rejected]])
+    # the reader passes over a refused line, and silently over an empty one of a file of several columns:
+    # number the rows by the file's own lines
+    gaps = sorted({r[0] for r in rejected} | (set(blank_lines(path, fmt.encoding)) if len(present) > 1 else set()))
+    gaps = [line for line in gaps if line >= first_line]
+    if gaps:
+        con.execute(f"CREATE OR REPLACE TABLE refused_{tag} AS SELECT unnest(?::BIGINT[]) AS line", [gaps])
         numbered = (f"(SELECT s.*, n.line FROM (SELECT *, row_number() OVER () AS k FROM src_{tag}) s JOIN "
                     f"(SELECT line, row_number() OVER (ORDER BY line) AS k FROM range({first_line}, "
-                    f"{first_line} + {n + len(rejected)}) r(line) ANTI JOIN refused_{tag} USING (line)) n "
+                    f"{first_line} + {n + len(gaps)}) r(line) ANTI JOIN refused_{tag} USING (line)) n "
                     "USING (k))")
     else:
         numbered = f"(SELECT *, row_number() OVER () - 1 + {first_line} AS line FROM src_{tag})"
@@ -252,13 +259,36 @@ def load_file(
                 raise DataError(f"{path}: column {name!r} line {null[0]}: empty value in a required column")
     casts = ", ".join(f"CAST({ident(c)} AS {t}) AS {ident(c)}" for c, t in columns.items())
     if bad_rows == "fail":  # every row passed the checks above
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT {casts}, line FROM {numbered}")
+        con.execute(f"CREATE OR REPLACE TABLE {into} AS SELECT {casts}, line FROM {numbered}")
         return None
     skipped = _skipped(con, path, spec.name, numbered, problems, rejected)
     any_bad = " OR ".join(cond for cond, _ in problems)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT {casts}, line FROM {numbered} "
+    con.execute(f"CREATE OR REPLACE TABLE {into} AS SELECT {casts}, line FROM {numbered} "
                 f"WHERE NOT ({any_bad})")
     return skipped
+
+
+_BLANK = re.compile(rb"\n(?=\r?\n)")  # a line break followed by an empty line
+_CHUNK = 1 << 24
+
+
+def blank_lines(path: Path, encoding: str = "utf-8") -> list[int]:
+    """The 1-based numbers of the empty lines of a text file (plain or ``.gz``), read in chunks."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    if encoding.replace("-", "").lower().startswith("utf16"):  # not ASCII-compatible: read as text
+        with opener(path, "rt", encoding=encoding, newline="") as f:
+            return [i for i, line in enumerate(f, 1) if line in ("\n", "\r\n", "\r")]
+    found: set[int] = set()
+    # a line break put before the file makes an empty first line visible; a line break counted from there
+    # numbers the line after it. ``before``: the line breaks before ``buf``, which repeats the last 2 bytes
+    buf, before = b"\n", 0
+    with opener(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            buf = buf[-2:] + chunk
+            if b"\n\n" in buf or b"\n\r\n" in buf:
+                found.update(before + buf.count(b"\n", 0, m.start() + 1) for m in _BLANK.finditer(buf))
+            before += buf.count(b"\n") - buf[-2:].count(b"\n")
+    return sorted(found)
 
 
 def _skipped(con, path: Path, name: str, numbered: str, problems: list, rejected: list) -> dict | None:
@@ -282,4 +312,4 @@ def ids_from_logs(con: duckdb.DuckDBPyConnection, key: str, logs: list[str]) -> 
     (``line``: none, 0)."""
     table = {"user_id": "raw_users", "item_id": "raw_items"}[key]
     union = " UNION ".join(f"SELECT {key} FROM {log}" for log in logs)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT {key}, 0 AS line FROM ({union})")
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT DISTINCT {key}, 0 AS line FROM ({union})")

@@ -87,7 +87,7 @@ def read(con: duckdb.DuckDBPyConnection, params, raw_dir: Path) -> Source:
         if (s := load_file(con, path, spec, bad_rows=params.bad_rows)) is not None:
             skipped.append(s)
     if "behaviors" not in files:  # no browsing log: the interactions are the long history
-        con.execute("CREATE TEMP TABLE raw_behaviors AS SELECT user_id, item_id, ts, line FROM raw_interactions")
+        con.execute("CREATE TABLE raw_behaviors AS SELECT user_id, item_id, ts, line FROM raw_interactions")
         files["behaviors"] = files["interactions"]
     return Source(
         name=params.source,

@@ -415,6 +415,13 @@ def test_k_core_leaves_every_user_and_item_with_k_interactions(raw_copy):
     preparation = json.loads((root / "data/processed/meta.json").read_text())["preparation"]["k_core"]
     raw = pd.read_csv(root / "raw" / "interactions.csv")
     assert preparation["removed_interactions"] == len(raw) - len(events) > 0 and preparation["rounds"] >= 1
+    # users and items outside the core leave the data set: the catalogue, the side tables, the labelled rows
+    assert set(read(root, "items")["item_id"]) == set(events["item_id"])
+    assert set(read(root, "users")["user_id"]) == set(events["user_id"])
+    ranking = pd.concat([read(root, f"ranking_{split}") for split in ("train", "valid", "test")])
+    assert set(ranking["item_id"]) <= set(events["item_id"]) and preparation["removed_impressions"] > 0
+    vocab = pd.read_parquet(root / "data/processed/vocab/item_id.parquet")
+    assert len(vocab) == events["item_id"].nunique()
 
 
 def test_k_core_that_leaves_nothing_says_so(raw_copy, capsys):

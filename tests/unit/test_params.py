@@ -34,7 +34,7 @@ def test_repository_params_load():
         (lambda p: p.pop("export"), "export: missing key"),
         (lambda p: p["train_mtl"]["train"].update(epochs="many"), "train_mtl.train.epochs: Input should be a valid integer"),
         (lambda p: p["train_ranker"]["model"].update(mlp_dims="big"), "train_ranker.model.mlp_dims: Input should be a valid list"),
-        (lambda p: p["ingest"].update(source="kafka"), "ingest.source: Input should be 'synthetic' or 'files'"),
+        (lambda p: p["ingest"].update(source="kafka"), "ingest.source: Input should be 'synthetic', 'files', 'movielens', 'sequences', 'criteo', 'census', 'sessions' or 'generic'"),
         (lambda p: p["train_recall"]["model"].update(name="nope"), "train_recall.model.name"),
         (lambda p: p["negative_sample"].update(num_negatives=0), "negative_sample.num_negatives"),
         (lambda p: p["train_mtl"].update(tasks=["click", "click"]), "train_mtl: Value error, tasks: each task once"),
