@@ -17,6 +17,7 @@ from components.io import read_json, read_parquet
 from rechub_core.data.behaviors import HIST, HIST_TS, LONG_ITEM, BehaviorLog, WithBehaviors, with_history_columns
 from rechub_core.data.tables import TensorTable, arrow_to_tensors
 from rechub_core.features import Schema
+from rechub_core.layers.task_scale import TaskScale
 from rechub_core.models.registry import Family, build, entry
 
 
@@ -111,6 +112,8 @@ def load_model(directory: Path, **kwargs: Any) -> tuple[nn.Module, dict]:
     if meta["family"] == "multi_task":
         kwargs.setdefault("num_tasks", len(meta["tasks"]))
     model = build(meta["family"], config, schema, **kwargs)
+    if meta.get("task_scale") is not None:  # regression outputs on their targets' scale (train_mtl)
+        model = TaskScale(model, meta["task_scale"]["shift"], meta["task_scale"]["scale"])
     model.load_state_dict(torch.load(directory / "model.pt", weights_only=True))
     model.eval()
     return model, meta

@@ -11,6 +11,7 @@ from torch import nn
 from components.artifacts import load_behavior_log, load_ranking, load_schema, reproducible
 from rechub_core.data.tables import TensorTable
 from rechub_core.features import Schema
+from rechub_core.layers.task_scale import TaskScale
 from rechub_core.models.registry import Family, build
 from rechub_core.training.balancing import Balancing
 from rechub_core.training.trainer import EarlyStopping, TrainConfig, fit_pointwise
@@ -38,15 +39,19 @@ def fit_registered(
     desc: str,
     regression: tuple[str, ...] = (),
     balancing: Balancing | None = None,
+    task_scale: dict[str, list[float]] | None = None,
     **build_kwargs: Any,
 ) -> tuple[nn.Module, list[dict]]:
     """Build the model a config names and train it, early-stopping on ``valid``; reproducible end to end.
 
-    ``regression`` names the labels trained with squared error; ``balancing`` combines several tasks' losses.
+    ``regression`` names the labels trained with squared error; ``balancing`` combines several tasks' losses;
+    ``task_scale`` (``{"shift": [...], "scale": [...]}``, one per label) wraps the model in ``TaskScale``.
     """
     generator = torch.Generator().manual_seed(seed)
     with reproducible(seed):
         model = build(family, config, schema, **build_kwargs)
+        if task_scale is not None:
+            model = TaskScale(model, task_scale["shift"], task_scale["scale"])
         history = fit_pointwise(
             model, train, labels, train_config, generator=generator, valid=valid, early_stopping=early_stopping,
             regression=regression, balancing=balancing, desc=desc,

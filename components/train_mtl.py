@@ -16,6 +16,7 @@ from components.errors import DataError
 from components.fit import fit_registered, ranking_tables
 from components.io import atomic_dir, require_validated, write_json
 from components.params import TrainMTLParams, section_dict
+from rechub_core.data.tables import TensorTable
 from rechub_core.features import Schema
 from rechub_core.models.registry import entry
 
@@ -44,6 +45,17 @@ def task_kinds(params: TrainMTLParams, schema: Schema) -> tuple[str, ...]:
     return regression
 
 
+def task_scale(train: TensorTable, tasks: list[str], regression: tuple[str, ...]) -> dict[str, list[float]] | None:
+    """Each regression task's training mean and standard deviation (binary tasks: 0 and 1), for ``TaskScale``;
+    None without regression tasks."""
+    if not regression:
+        return None
+    values = {t: train[t].double() for t in regression}
+    shift = [float(values[t].mean()) if t in values else 0.0 for t in tasks]
+    scale = [max(float(values[t].std(correction=0)), 1e-6) if t in values else 1.0 for t in tasks]
+    return {"shift": shift, "scale": scale}
+
+
 def run(params: TrainMTLParams, *, processed: Path, report: Path, model_dir: Path, plot: Path) -> dict:
     require_validated(report)
     if (why := skip.reason(processed, "multi_task")) is not None:
@@ -51,6 +63,7 @@ def run(params: TrainMTLParams, *, processed: Path, report: Path, model_dir: Pat
     schema, train, valid = ranking_tables(processed, params.model.groups)
     tasks = list(params.tasks)
     regression = task_kinds(params, schema)
+    scale = task_scale(train, tasks, regression)
     model, history = fit_registered(
         "multi_task",
         params.model,
@@ -64,11 +77,12 @@ def run(params: TrainMTLParams, *, processed: Path, report: Path, model_dir: Pat
         desc="train_mtl",
         regression=regression,
         balancing=params.balancing,
+        task_scale=scale,
         num_tasks=len(tasks),
     )
     with atomic_dir(model_dir) as out:
         save_model(out, "multi_task", model, params.model, schema, tasks=tasks, regression=list(regression),
-                   history=history)
+                   task_scale=scale, history=history)
         write_json(out / "params.json", section_dict(params))
     write_json(plot, history)
     return {"history": history}

@@ -28,6 +28,7 @@ from rechub_core.layers.self_attentive import SelfAttentiveInterests
 from rechub_core.layers.senet import SENET
 from rechub_core.layers.simhash import SimHash
 from rechub_core.layers.target_attention import MultiHeadTargetAttention
+from rechub_core.layers.task_scale import TaskScale
 from rechub_core.layers.tower import GroupInputs, Tower
 
 __all__ = [

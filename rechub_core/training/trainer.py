@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from rechub_core.data.sampling import StreamingFrequency
 from rechub_core.data.tables import Batch, BatchSource, TensorTable
+from rechub_core.layers.task_scale import TaskScale
 from rechub_core.metrics import auc
 from rechub_core.training.balancing import Balancer, Balancing, Equal
 from rechub_core.training.losses import (
@@ -105,13 +106,24 @@ def predict(fn: Callable[[Batch], torch.Tensor], table: TensorTable, batch_size:
     return torch.cat([fn(b) for b in table.batches(batch_size)]).numpy()
 
 
-def task_losses(outputs: torch.Tensor, labels: torch.Tensor, regression: torch.Tensor) -> torch.Tensor:
+def task_losses(
+    outputs: torch.Tensor, labels: torch.Tensor, regression: torch.Tensor, scale: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean loss per task ``(T,)`` of outputs and labels ``(B, T)``: squared error where ``regression (T,)``
-    is set, BCE-with-logits elsewhere."""
+    is set, divided by ``scale (T,)`` squared when given (the error in standard deviations of a
+    ``TaskScale`` model's target), BCE-with-logits elsewhere."""
     bce = F.binary_cross_entropy_with_logits(outputs, labels, reduction="none").mean(0)  # (T,)
     if not regression.any():
         return bce
-    return torch.where(regression, (outputs - labels).square().mean(0), bce)
+    error = (outputs - labels).square().mean(0)
+    if scale is not None:
+        error = error / scale.square()
+    return torch.where(regression, error, bce)
+
+
+def _loss_scale(model: nn.Module) -> torch.Tensor | None:
+    """A ``TaskScale`` model's per-task scale: its squared errors count in its targets' standard deviations."""
+    return model.scale if isinstance(model, TaskScale) else None
 
 
 def _evaluate(
@@ -121,7 +133,7 @@ def _evaluate(
     outputs = predict(model, table, batch_size).reshape(len(table), -1)  # (N, T)
     labels = np.stack([table[n].numpy() for n in label_names], axis=1).astype(np.float32)
     is_regression = torch.tensor([n in regression for n in label_names])
-    losses = task_losses(torch.from_numpy(outputs), torch.from_numpy(labels), is_regression)  # (T,)
+    losses = task_losses(torch.from_numpy(outputs), torch.from_numpy(labels), is_regression, _loss_scale(model))
     binary = [t for t, n in enumerate(label_names) if n not in regression]
     out = {"valid_loss": float(losses.mean())}
     if binary:
@@ -181,6 +193,7 @@ def fit_pointwise(
     optimizer = optimizer_for(model, config)
     is_regression = [n in regression for n in label_names]
     balancer = Balancer(balancing or Equal(), model, label_names, is_regression)
+    scale = _loss_scale(model)
     history: list[dict[str, float]] = []
     best_score, best_state, stale = -math.inf, None, 0
     for epoch in range(1, config.epochs + 1):
@@ -189,7 +202,7 @@ def fit_pointwise(
         for batch in epoch_batches(train, config, generator=generator, epoch=epoch, desc=desc):
             outputs, auxiliary = training_outputs(model, batch)
             outputs = outputs.reshape(len(batch[label_names[0]]), -1)  # (B, T)
-            losses = task_losses(outputs, _labels(batch, label_names), balancer.regression)  # (T,)
+            losses = task_losses(outputs, _labels(batch, label_names), balancer.regression, scale)  # (T,)
             optimizer.zero_grad(set_to_none=True)
             loss = balancer.backward(losses, auxiliary)
             optimizer.step()
