@@ -69,9 +69,18 @@ class RecallData:
             missing = np.unique(test.column("item_id").to_numpy()[self.targets < 0])[:5]
             raise DataError(f"{recall_model / 'item_ids.npy'}: has no row for recall_test items {missing.tolist()}")
         train_cols = self.column_of[train.column("item_id").to_numpy()]
-        rows, cols = pairs_of_users(test_users, train.column("user_id").to_numpy(), train_cols)
+        train_users = train.column("user_id").to_numpy()
+        rows, cols = pairs_of_users(test_users, train_users, train_cols)
+        # each row's user's training items are excluded from its ranking, but never its own target: an item
+        # consumed again (a repeat purchase) must be rankable, or it could never be a hit
+        keep = (cols >= 0) & (cols != self.targets[rows])
+        self.seen_rows, self.seen_cols = rows[keep], cols[keep]
+        # every item the row's user interacted with, training and test, its target too: what a sampled
+        # negative must not be ("items the user never interacted with")
+        rows, cols = pairs_of_users(test_users, np.concatenate([train_users, test_users]),
+                                    np.concatenate([train_cols, self.targets]))
         keep = cols >= 0
-        self.seen_rows, self.seen_cols = rows[keep], cols[keep]  # each row's user's training items, excluded
+        self.touched_rows, self.touched_cols = rows[keep], cols[keep]
         self.counts = np.bincount(train_cols[train_cols >= 0], minlength=len(self.item_ids)).astype(np.float32)
         self.item_slots = None
         if (recall_model / "interest_groups.npy").exists():  # per-cluster retrieval: item -> its group's slot
@@ -155,11 +164,9 @@ def evaluate_recall(
             figures[f"p@{params.top_k}"] = figures[f"hit@{params.top_k}"]
     else:
         generator = torch.Generator().manual_seed(protocol.seed)
-        seen_rows = np.concatenate([data.seen_rows, np.arange(len(data.users))])
-        seen_cols = np.concatenate([data.seen_cols, data.targets])  # never sample the target either
         negatives = sample_unseen_columns(
             len(data.users), len(data.item_ids), protocol.negatives,
-            exclude_rows=seen_rows, exclude_cols=seen_cols, generator=generator,
+            exclude_rows=data.touched_rows, exclude_cols=data.touched_cols, generator=generator,
         )
         figures = rank_metrics(sampled_ranks(data.users, data.items, data.targets, negatives, data.item_slots), protocol.k)
         pop = rank_metrics(sampled_ranks(*_popularity(data), data.targets, negatives), protocol.k)

@@ -105,7 +105,7 @@ def k_core(con: duckdb.DuckDBPyConnection, k: int, source: Source) -> dict:
         raise DataError(f"ingest.k_core: {k}: no interaction is left; lower k_core")
     outside = {}
     for table in ("users", "items", "impressions", "behaviors"):
-        if not source.has(table) or rounds == 0:
+        if not source.has(table):
             continue
         columns = {r[0] for r in con.execute(f"DESCRIBE raw_{table}").fetchall()}
         keys = [key for key in ("user_id", "item_id") if key in columns]

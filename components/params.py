@@ -146,6 +146,9 @@ class IngestParams(Section):
         if self.source == "sessions" and (self.k_core > 0 or self.recall_split.name != "leave_one_out"):
             raise ValueError("source 'sessions' prepares and splits its sessions itself (ingest.sessions: test_days, "
                              "min_item_count, fraction): leave k_core at 0 and recall_split at leave_one_out")
+        if self.source == "sequences" and self.recall_split.name == "time_ratio":
+            raise ValueError("source 'sequences' has no times, only each user's order (ts: the position in the "
+                             "sequence), so a time cut means nothing: use recall_split leave_one_out")
         return self
     # a malformed raw row: fail (name its file and line) or skip (count it in meta.json and the validation report)
     bad_rows: Literal["fail", "skip"] = "fail"

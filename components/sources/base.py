@@ -224,7 +224,8 @@ def load_file(
         raise DataError(f"{path}: no rows")
     # the reader passes over a refused line, and silently over an empty one of a file of several columns:
     # number the rows by the file's own lines
-    gaps = sorted({r[0] for r in rejected} | (set(blank_lines(path, fmt.encoding)) if len(present) > 1 else set()))
+    text = path.suffix != ".parquet"
+    gaps = sorted({r[0] for r in rejected} | (set(blank_lines(path, fmt.encoding)) if text and len(present) > 1 else set()))
     gaps = [line for line in gaps if line >= first_line]
     if gaps:
         con.execute(f"CREATE OR REPLACE TABLE refused_{tag} AS SELECT unnest(?::BIGINT[]) AS line", [gaps])

@@ -47,10 +47,11 @@ Preparation, all in DuckDB SQL:
 - ``raw_users`` / ``raw_items``: one row per id holding, for each feature,
   the value of the id's first event in time (ts, then line) that has one.
   First, not last or most frequent: a side feature is the same for all of an
-  id's rows, training and test, and the first value is the one known before
-  any test-period event (a later price or address would leak the future
-  into the training rows). A feature that changes per event belongs in
-  ``context_features``.
+  id's rows, training and test, and the first value is, as a rule, one known
+  before any test-period event (a later price or address would leak the
+  future into the training rows; an id whose feature is empty until the test
+  period still gets that later value everywhere). A feature that changes per
+  event belongs in ``context_features``.
 - ``raw_interactions`` (recall): every row (``interactions: all``) or the
   rows whose first label is 1 (``positive``: e.g. the clicks of an
   impression log); ``raw_behaviors``, the long log, is the same rows.
@@ -105,7 +106,7 @@ RESERVED = ("user_id", "item_id", "ts", "hist", "hist_ts", "split", "line", HIST
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT")
 TIME_SAMPLE = 1000  # first values of a text time column that decide between integers and timestamps
 NAME = "[A-Za-z_][A-Za-z0-9_]*"  # a label, value or feature name
-CANONICAL_INT = "-?(0|[1-9][0-9]{0,17})"  # an integer as written by a program: no sign, no leading zero, fits BIGINT
+CANONICAL_INT = "-?(0|[1-9][0-9]{0,17})"  # an integer as a program writes it: no plus sign, no leading zero, fits BIGINT
 
 
 def _roles(g) -> list[tuple[str, str]]:

@@ -25,8 +25,9 @@ STAMP's ``process_rsc.py`` / ``process_cikm.py`` apply the same rules):
 
 1. A session's time is the time of its last row in the file, before any filtering
    (YOOCHOOSE: the timestamp cut to whole seconds; DIGINETICA: the ``eventdate``,
-   midnight). Within a session, YOOCHOOSE keeps the file's order (its clicks are
-   in time order) and DIGINETICA orders views by ``timeframe``.
+   midnight). Within a session, YOOCHOOSE orders clicks by timestamp, ties in file
+   order (the file's clicks are in time order, so this is the reference's file
+   order) and DIGINETICA orders views by ``timeframe``.
 2. Sessions of one row are removed.
 3. Items seen fewer than ``min_item_count`` times (counted once, over the
    sessions step 2 kept) are removed from every session, then sessions left

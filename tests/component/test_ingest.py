@@ -424,6 +424,22 @@ def test_k_core_leaves_every_user_and_item_with_k_interactions(raw_copy):
     assert len(vocab) == events["item_id"].nunique()
 
 
+def test_k_core_removes_ids_outside_the_core_even_when_no_interaction_goes(raw_copy):
+    """A user with impressions and no interactions is outside every core, k = 1 included."""
+    root, raw = raw_copy
+    impression = pd.read_csv(raw / "impressions.csv").iloc[0]
+    with open(raw / "users.csv", "a") as f:
+        f.write("999999999,F,30,r1\n")
+    with open(raw / "impressions.csv", "a") as f:
+        f.write(f"999999999,{impression['item_id']},{impression['ts']},0,0,0\n")
+    run_stage("ingest", root=_with_ingest(root, k_core=1))
+    preparation = json.loads((root / "data/processed/meta.json").read_text())["preparation"]["k_core"]
+    assert preparation["removed_interactions"] == 0 and preparation["removed_users"] >= 1
+    assert preparation["removed_impressions"] >= 1
+    vocab = pd.read_parquet(root / "data/processed/vocab/user_id.parquet")
+    assert 999999999 not in set(vocab["raw"])
+
+
 def test_k_core_that_leaves_nothing_says_so(raw_copy, capsys):
     root, _ = raw_copy
     _with_ingest(root, k_core=10_000)

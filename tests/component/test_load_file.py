@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from components.errors import DataError
@@ -59,3 +61,12 @@ def test_a_line_short_of_several_fields_fails_once_with_its_line(tmp_path):
     fmt = RawFormat(delim="\t", header=False, names=("user_id", "item_id", "ts"))
     with pytest.raises(DataError, match=r"x.tsv: line 3: .*\(1 such lines"):
         load_file(duckdb.connect(), path, SPEC, fmt)
+
+
+def test_parquet_rows_are_numbered_in_order_whatever_their_text_holds(tmp_path):
+    path = tmp_path / "interactions.parquet"
+    notes = ["a\n\nb", "c\n\n\nd", "e", "f"]  # line breaks inside values: not lines of a text file
+    pq.write_table(pa.table({"user_id": [1, 2, 3, 4], "item_id": [1, 1, 1, 1], "ts": [1, 2, 3, 4], "note": notes}), path)
+    con = duckdb.connect()
+    load_file(con, path, SPEC)
+    assert con.execute("SELECT line FROM raw_interactions ORDER BY user_id").fetchall() == [(1,), (2,), (3,), (4,)]

@@ -62,6 +62,13 @@ def test_repository_params_load():
         (lambda p: p["train_recall"].update(objective={"name": "next_item"}), "train_recall: Value error, objective 'next_item' is specific to ['sasrec']"),
         (lambda p: p["evaluate"]["protocol"].update(name="sampled"), "evaluate.protocol.negatives: missing key"),
         (lambda p: p["evaluate"].update(diversity=-1), "evaluate.diversity: Input should be greater than or equal to 0"),
+        (lambda p: p["ingest"].update(source="movielens"), "ingest: Value error, source 'movielens' reads its settings from ingest.movielens, which is missing"),
+        (lambda p: p["ingest"].update(source="sessions", k_core=5, sessions={
+            "dataset": "yoochoose", "file": "x.dat", "test_days": 1, "min_item_count": 5, "fraction": 64}),
+         "ingest: Value error, source 'sessions' prepares and splits its sessions itself"),
+        (lambda p: p["ingest"].update(source="sequences", sequences={"file": "x.txt", "format": "pairs"},
+                                      recall_split={"name": "time_ratio", "test_fraction": 0.1}),
+         "ingest: Value error, source 'sequences' has no times"),
     ],
 )
 def test_bad_params_name_the_key(edit, message):
