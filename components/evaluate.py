@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -75,12 +76,7 @@ class RecallData:
         # consumed again (a repeat purchase) must be rankable, or it could never be a hit
         keep = (cols >= 0) & (cols != self.targets[rows])
         self.seen_rows, self.seen_cols = rows[keep], cols[keep]
-        # every item the row's user interacted with, training and test, its target too: what a sampled
-        # negative must not be ("items the user never interacted with")
-        rows, cols = pairs_of_users(test_users, np.concatenate([train_users, test_users]),
-                                    np.concatenate([train_cols, self.targets]))
-        keep = cols >= 0
-        self.touched_rows, self.touched_cols = rows[keep], cols[keep]
+        self._logs = (test_users, np.concatenate([train_users, test_users]), np.concatenate([train_cols, self.targets]))
         self.counts = np.bincount(train_cols[train_cols >= 0], minlength=len(self.item_ids)).astype(np.float32)
         self.item_slots = None
         if (recall_model / "interest_groups.npy").exists():  # per-cluster retrieval: item -> its group's slot
@@ -90,6 +86,14 @@ class RecallData:
             item_groups = np.load(recall_model / "item_groups.npy")
             inside = item_groups < len(slot_of)
             self.item_slots = np.where(inside, slot_of[np.minimum(item_groups, len(slot_of) - 1)], -1)
+
+    @cached_property
+    def touched(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, columns): every item each row's user interacted with, training and test, its own target
+        too: what a sampled negative must not be ("items the user never interacted with")."""
+        rows, cols = pairs_of_users(*self._logs)
+        keep = cols >= 0
+        return rows[keep], cols[keep]
 
 
 def _load(path: Path) -> np.ndarray:
@@ -166,7 +170,7 @@ def evaluate_recall(
         generator = torch.Generator().manual_seed(protocol.seed)
         negatives = sample_unseen_columns(
             len(data.users), len(data.item_ids), protocol.negatives,
-            exclude_rows=data.touched_rows, exclude_cols=data.touched_cols, generator=generator,
+            exclude_rows=data.touched[0], exclude_cols=data.touched[1], generator=generator,
         )
         figures = rank_metrics(sampled_ranks(data.users, data.items, data.targets, negatives, data.item_slots), protocol.k)
         pop = rank_metrics(sampled_ranks(*_popularity(data), data.targets, negatives), protocol.k)

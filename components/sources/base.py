@@ -194,8 +194,10 @@ def load_file(
             ).fetchall()
     except duckdb.Error as exc:
         raise DataError(f"{path}: cannot be read: {str(exc).splitlines()[0]}") from None
-    rejected = list({line: (line, kind, message) for line, kind, message in reversed(rejected)}.values())[::-1]
-    # (DuckDB has a rejects row per missing column of a short line: count the line once, by its first)
+    first: dict[int, tuple] = {}  # DuckDB has a rejects row per missing column of a short line: keep its first
+    for row in rejected:
+        first.setdefault(row[0], row)
+    rejected = list(first.values())
     if rejected and bad_rows == "fail":
         line, _, message = rejected[0]
         more = f" ({len(rejected)} such lines; ingest.bad_rows: skip counts and skips them)"
@@ -306,6 +308,38 @@ def _skipped(con, path: Path, name: str, numbered: str, problems: list, rejected
         reasons[why] = reasons.get(why, 0) + 1
     return {"file": path.name, "table": name, "rows": len(rows), "reasons": reasons,
             "lines": [line for line, _ in rows[:SKIPPED_LINES]]}
+
+
+def add_skipped(record: dict | None, path: Path, table: str, reasons: dict[str, int], lines: list[int]) -> dict:
+    """``load_file``'s skip record of ``path`` (a new one if it skipped nothing) with further rows a reader
+    left out: their count by reason and their first line numbers."""
+    record = record or {"file": path.name, "table": table, "rows": 0, "reasons": {}, "lines": []}
+    merged = dict(record["reasons"])
+    for why, n in reasons.items():
+        merged[why] = merged.get(why, 0) + n
+    return {**record, "rows": record["rows"] + sum(reasons.values()), "reasons": merged,
+            "lines": sorted(record["lines"] + lines)[:SKIPPED_LINES]}
+
+
+def refuse_rows(con: duckdb.DuckDBPyConnection, spec: RawTable, table: str, path: Path, bad: str, column: str,
+                why: str, bad_rows: str, skipped: dict | None, hint: str = "") -> dict | None:
+    """Rows of ``table`` (loaded by ``load_file`` with ``spec``) where the SQL condition ``bad`` holds are
+    malformed: fail naming the file, column and first such line (then ``hint``), or (``bad_rows: skip``)
+    delete them and add them to ``load_file``'s skip record of the same file (returned)."""
+    if bad_rows == "fail":
+        row = con.execute(f"SELECT line, CAST({ident(column)} AS VARCHAR) FROM {table} WHERE {bad} "
+                          "ORDER BY line LIMIT 1").fetchone()
+        if row is not None:
+            raise DataError(f"{path}: column {column!r} line {row[0]}: {row[1]!r} is {why}{hint}")
+        return skipped
+    n, lines = con.execute(f"SELECT count(*), (SELECT list(line ORDER BY line) FROM (SELECT line FROM {table} "
+                           f"WHERE {bad} ORDER BY line LIMIT {SKIPPED_LINES})) FROM {table} WHERE {bad}").fetchone()
+    if n == 0:
+        return skipped
+    if n == con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
+        raise DataError(f"{path}: every row is malformed (first, line {lines[0]}: {column}: {why})")
+    con.execute(f"DELETE FROM {table} WHERE {bad}")
+    return add_skipped(skipped, path, spec.name, {f"{column}: {why}": n}, lines)
 
 
 def ids_from_logs(con: duckdb.DuckDBPyConnection, key: str, logs: list[str]) -> None:

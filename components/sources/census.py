@@ -44,8 +44,17 @@ from pathlib import Path
 
 import duckdb
 
-from components.sources.base import Categorical, Numeric, RawFormat, RawTable, Source, ident, load_file, require_file
-from components.sources.criteo import refuse_rows
+from components.sources.base import (
+    Categorical,
+    Numeric,
+    RawFormat,
+    RawTable,
+    Source,
+    ident,
+    load_file,
+    refuse_rows,
+    require_file,
+)
 
 # the 42 fields in file order (names as in the column list of the 1010data tutorial that MMoE
 # reimplementations use); kind: num (dense), log (ln(1 + x), dense), cat, label (a label's source)
@@ -93,7 +102,7 @@ def read(con: duckdb.DuckDBPyConnection, params, raw_dir: Path) -> Source:
     skipped = []
     for part, path in paths.items():
         record = load_file(con, path, SPEC, FORMAT, params.bad_rows, into=f"census_{part}")
-        record = refuse_rows(con, f"census_{part}", path, f"{income} IS NULL", "income_50k",
+        record = refuse_rows(con, SPEC, f"census_{part}", path, f"{income} IS NULL", "income_50k",
                              f"not an income class ({' or '.join(map(repr, INCOME))})", params.bad_rows, record)
         if record is not None:
             skipped.append(record)

@@ -50,8 +50,17 @@ from pathlib import Path
 
 import duckdb
 
-from components.errors import DataError
-from components.sources.base import Categorical, Numeric, RawFormat, RawTable, Source, SKIPPED_LINES, ident, load_file, require_file
+from components.sources.base import (
+    Categorical,
+    Numeric,
+    RawFormat,
+    RawTable,
+    Source,
+    ident,
+    load_file,
+    refuse_rows,
+    require_file,
+)
 
 LABEL = "click"
 INTEGERS = tuple(f"I{i}" for i in range(1, 14))
@@ -71,7 +80,7 @@ def read(con: duckdb.DuckDBPyConnection, params, raw_dir: Path) -> Source:
     path = require_file(raw_dir, settings.file, "the Criteo click log: label, I1..I13, C1..C26, tab-separated")
     skipped = load_file(con, path, SPEC, FORMAT, params.bad_rows, into=LOADED)
     con.execute(f"DROP TABLE IF EXISTS src_{LOADED}")  # load_file's untyped copy of the file: not needed any more
-    skipped = refuse_rows(con, LOADED, path, f"{LABEL} NOT IN (0, 1)", LABEL, "not a label (0 or 1)",
+    skipped = refuse_rows(con, SPEC, LOADED, path, f"{LABEL} NOT IN (0, 1)", LABEL, "not a label (0 or 1)",
                           params.bad_rows, skipped)
     counts = ", ".join(f"count(*) FILTER ({ident(c)} IS NULL), count(*) FILTER ({ident(c)} < 0)" for c in INTEGERS)
     stats = con.execute(f"SELECT count(*), sum({LABEL}), {counts} FROM {LOADED}").fetchone()
@@ -95,27 +104,3 @@ def read(con: duckdb.DuckDBPyConnection, params, raw_dir: Path) -> Source:
         }},
     )
 
-
-def refuse_rows(con: duckdb.DuckDBPyConnection, table: str, path: Path, bad: str, column: str, why: str,
-                bad_rows: str, skipped: dict | None) -> dict | None:
-    """Rows of ``table`` (loaded by ``load_file``) where the SQL condition ``bad`` holds are malformed:
-    fail naming the file, column and first such line, or (``bad_rows: skip``) delete them and add them
-    to ``load_file``'s skip record of the same file (returned)."""
-    if bad_rows == "fail":
-        row = con.execute(f"SELECT line, CAST({ident(column)} AS VARCHAR) FROM {table} WHERE {bad} "
-                          "ORDER BY line LIMIT 1").fetchone()
-        if row is not None:
-            raise DataError(f"{path}: column {column!r} line {row[0]}: {row[1]!r} is {why}")
-        return skipped
-    n, lines = con.execute(f"SELECT count(*), (SELECT list(line ORDER BY line) FROM (SELECT line FROM {table} "
-                           f"WHERE {bad} ORDER BY line LIMIT {SKIPPED_LINES})) FROM {table} WHERE {bad}").fetchone()
-    if n == 0:
-        return skipped
-    if n == con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
-        raise DataError(f"{path}: every row is malformed (first, line {lines[0]}: {column}: {why})")
-    con.execute(f"DELETE FROM {table} WHERE {bad}")
-    record = skipped or {"file": path.name, "table": "impressions", "rows": 0, "reasons": {}, "lines": []}
-    reason = f"{column}: {why}"
-    return {**record, "rows": record["rows"] + n,
-            "reasons": {**record["reasons"], reason: record["reasons"].get(reason, 0) + n},
-            "lines": sorted(record["lines"] + lines)[:SKIPPED_LINES]}

@@ -78,7 +78,6 @@ import duckdb
 
 from components.errors import DataError
 from components.sources.base import (
-    SKIPPED_LINES,
     Categorical,
     Column,
     Numeric,
@@ -87,6 +86,7 @@ from components.sources.base import (
     ident,
     load_file,
     quote,
+    refuse_rows,
     require_file,
 )
 from rechub_core.data.behaviors import (
@@ -184,7 +184,8 @@ def _key_type(file_type: str) -> str:
     return "BIGINT" if file_type in INTEGER_TYPES else "VARCHAR"
 
 
-def _check_values(con: duckdb.DuckDBPyConnection, path: Path, g, bad_rows: str, skipped: dict | None) -> dict | None:
+def _check_values(con: duckdb.DuckDBPyConnection, spec: RawTable, path: Path, g, bad_rows: str,
+                  skipped: dict | None) -> dict | None:
     """Labels must be 0 or 1, values and numeric features finite: fail naming file, column and line, or (skip)
     delete such rows of ``raw_events`` and add them to load_file's record of ``path``."""
     checks = [(c, f"{ident(c)} NOT IN (0, 1)", "not 0 or 1", "labels") for c in g.labels]
@@ -192,35 +193,9 @@ def _check_values(con: duckdb.DuckDBPyConnection, path: Path, g, bad_rows: str, 
     numbers += [(k, c) for k in ("user_features", "item_features", "context_features")
                 for c, kind in getattr(g, k).items() if kind == "numeric"]
     checks += [(c, f"NOT isfinite({ident(c)})", "not a finite number", k) for k, c in numbers]
-    if not checks:
-        return skipped
-    if bad_rows == "fail":
-        for col, cond, why, key in checks:
-            bad = con.execute(f"SELECT line, CAST({ident(col)} AS VARCHAR) FROM raw_events WHERE {cond} "
-                              "ORDER BY line LIMIT 1").fetchone()
-            if bad is not None:
-                raise DataError(f"{path}: column {col!r} line {bad[0]}: {bad[1]!r} is {why} ({KEY}.{key})")
-        return skipped
-    reason = "CASE " + " ".join(f"WHEN {cond} THEN {quote(f'{col}: {why}')}" for col, cond, why, _ in checks) + " END"
-    con.execute(f"CREATE OR REPLACE TABLE bad_events AS SELECT line, {reason} AS why FROM raw_events "
-                f"WHERE {reason} IS NOT NULL")
-    n = con.execute("SELECT count(*) FROM bad_events").fetchone()[0]
-    if n == 0:
-        return skipped
-    if n == con.execute("SELECT count(*) FROM raw_events").fetchone()[0]:
-        first = con.execute("SELECT line, why FROM bad_events ORDER BY line LIMIT 1").fetchone()
-        raise DataError(f"{path}: every row is malformed (first, line {first[0]}: {first[1]})")
-    reasons = dict(con.execute("SELECT why, count(*) FROM bad_events GROUP BY why ORDER BY why").fetchall())
-    lines = [r[0] for r in con.execute(f"SELECT line FROM bad_events ORDER BY line LIMIT {SKIPPED_LINES}").fetchall()]
-    con.execute("DELETE FROM raw_events WHERE line IN (SELECT line FROM bad_events)")
-    con.execute("DROP TABLE bad_events")
-    if skipped is None:
-        return {"file": path.name, "table": "events", "rows": n, "reasons": reasons, "lines": lines}
-    merged = dict(skipped["reasons"])
-    for why, count in reasons.items():
-        merged[why] = merged.get(why, 0) + count
-    return {**skipped, "rows": skipped["rows"] + n, "reasons": merged,
-            "lines": sorted(skipped["lines"] + lines)[:SKIPPED_LINES]}
+    for col, cond, why, key in checks:  # a row counts under the first check it fails
+        skipped = refuse_rows(con, spec, "raw_events", path, cond, col, why, bad_rows, skipped, f" ({KEY}.{key})")
+    return skipped
 
 
 def _integer_columns(con: duckdb.DuckDBPyConnection, columns: list[str]) -> list[str]:
@@ -263,7 +238,7 @@ def read(con: duckdb.DuckDBPyConnection, params, raw_dir: Path) -> Source:
     con.execute("SET TimeZone = 'UTC'")  # ISO text without an offset, and Parquet's plain TIMESTAMPs, are UTC
     try:
         skipped = load_file(con, path, spec, bad_rows=params.bad_rows, into="raw_events")
-        skipped = _check_values(con, path, g, params.bad_rows, skipped)
+        skipped = _check_values(con, spec, path, g, params.bad_rows, skipped)
 
         # CSV ids and categories: integers where every value is one, else text
         text_keys = [c for c in keys if columns[c] == "VARCHAR"]

@@ -43,7 +43,16 @@ from pathlib import Path
 import duckdb
 
 from components.errors import DataError
-from components.sources.base import SKIPPED_LINES, RawFormat, RawTable, Source, ids_from_logs, load_file, require_file
+from components.sources.base import (
+    SKIPPED_LINES,
+    RawFormat,
+    RawTable,
+    Source,
+    add_skipped,
+    ids_from_logs,
+    load_file,
+    require_file,
+)
 
 ID = "[0-9]{1,18}"  # an id: digits only (no sign, no fraction, no exponent), within BIGINT
 LINE_DELIM = "\x1f"  # ASCII unit separator: never in a text file of ids, so a lists line is one field
@@ -94,7 +103,7 @@ def _read_lists(con: duckdb.DuckDBPyConnection, path: Path, bad_rows: str) -> li
             raise DataError(f"{path}: every line is malformed (first, line {bad[0]}: {bad[1]})")
         reasons = dict(con.execute("SELECT why, count(*) FROM seq_bad GROUP BY why ORDER BY why").fetchall())
         lines = [r[0] for r in con.execute(f"SELECT line FROM seq_bad ORDER BY line LIMIT {SKIPPED_LINES}").fetchall()]
-        skipped = _merge(skipped, path, reasons, lines)
+        skipped = add_skipped(skipped, path, LISTS.name, reasons, lines)
     con.execute("""
         CREATE TABLE raw_interactions AS
         SELECT CAST(t.head AS BIGINT) AS user_id, CAST(t.token AS BIGINT) AS item_id,
@@ -102,17 +111,6 @@ def _read_lists(con: duckdb.DuckDBPyConnection, path: Path, bad_rows: str) -> li
         FROM seq_tokens t ANTI JOIN seq_bad b USING (line)
         WHERE t.pos > 1""")
     return [skipped] if skipped else []
-
-
-def _merge(skipped: dict | None, path: Path, reasons: dict[str, int], lines: list[int]) -> dict:
-    """``load_file``'s record of the lines it left out, with the further lines left out for ``reasons``
-    (count by reason; ``lines``: the first of them)."""
-    record = skipped or {"file": path.name, "table": "interactions", "rows": 0, "reasons": {}, "lines": []}
-    merged = dict(record["reasons"])
-    for why, n in reasons.items():
-        merged[why] = merged.get(why, 0) + n
-    return {**record, "rows": record["rows"] + sum(reasons.values()), "reasons": merged,
-            "lines": sorted(record["lines"] + lines)[:SKIPPED_LINES]}
 
 
 def read(con: duckdb.DuckDBPyConnection, params, raw_dir: Path) -> Source:

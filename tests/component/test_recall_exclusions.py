@@ -44,4 +44,4 @@ def test_training_items_are_excluded_but_never_the_rows_own_target(data):
 
 def test_sampled_negatives_avoid_every_item_the_user_touched(data):
     # row 1 (user 2, target 3) may not draw user 2's other test item 4, nor their training item 2
-    assert _pairs(data.touched_rows, data.touched_cols, 3) == [{1, 2, 3}, {2, 3, 4}, {2, 3, 4}]
+    assert _pairs(*data.touched, 3) == [{1, 2, 3}, {2, 3, 4}, {2, 3, 4}]

@@ -312,7 +312,7 @@ def test_skip_counts_malformed_rows_and_keeps_the_rest(tmp_path):
     overrides = write(tmp_path / "raw", "csv")
     path = tmp_path / "raw" / "events.csv"
     raw = log(tmp_path)
-    # too few fields (one short: base.load_file counts a line once per missing field, see the report)
+    # too few fields
     replace_line(path, 7, path.read_bytes().split(b"\n")[6].rsplit(b",", 1)[0])
     replace_line(path, 9, path.read_bytes().split(b"\n")[8] + b",1")  # too many
     fields = path.read_bytes().split(b"\n")[10].split(b",")
